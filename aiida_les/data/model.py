@@ -1,0 +1,92 @@
+"""LesModelData: a trained LES model file with its checksum, version and configuration as attributes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pathlib
+import tempfile
+import typing as t
+
+from aiida import orm
+
+__all__ = ('LesModelData',)
+
+
+class LesModelData(orm.SinglefileData):
+    """A saved LES model (the file written by ``les-train``).
+
+    Attributes (queryable): ``sha256`` of the file, ``les_model_version`` that wrote it, ``model_config`` (dict),
+    ``species`` (list of element symbols) when the file declares them. The file itself is read by
+    :func:`les_model.io.load_model`; AiiDA never unpickles it except in :meth:`get_calculator`.
+    """
+
+    DEFAULT_FILENAME = 'model.pt'
+
+    def __init__(
+        self,
+        file: str | pathlib.Path | t.BinaryIO,
+        filename: str | None = None,
+        model_config: dict | None = None,
+        les_model_version: str | None = None,
+        species: list[str] | None = None,
+        **kwargs,
+    ):
+        """Store the model file and its metadata.
+
+        :param file: path or binary handle of the model file.
+        :param model_config: the model configuration the file was trained with (stored as an attribute).
+        :param les_model_version: version of ``les_model`` that wrote the file; defaults to the installed one.
+        :param species: element symbols the model knows.
+        """
+        if isinstance(file, str | pathlib.Path):
+            content = pathlib.Path(file).read_bytes()
+            filename = filename or pathlib.Path(file).name
+        else:
+            content = file.read()
+        if not content:
+            raise ValueError('The model file is empty.')
+        super().__init__(io.BytesIO(content), filename=filename or self.DEFAULT_FILENAME, **kwargs)
+        if les_model_version is None:
+            from les_model import __version__ as les_model_version
+        self.base.attributes.set('sha256', hashlib.sha256(content).hexdigest())
+        self.base.attributes.set('les_model_version', les_model_version)
+        self.base.attributes.set('model_config', model_config or {})
+        self.base.attributes.set('species', list(species) if species else [])
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 checksum of the model file."""
+        return self.base.attributes.get('sha256')
+
+    @property
+    def les_model_version(self) -> str:
+        """Version of ``les_model`` that wrote the file."""
+        return self.base.attributes.get('les_model_version')
+
+    @property
+    def model_config(self) -> dict:
+        """Model configuration the file was trained with."""
+        return self.base.attributes.get('model_config')
+
+    def verify(self) -> None:
+        """Check that the stored file still matches its checksum.
+
+        :raises ValueError: when it does not.
+        """
+        actual = hashlib.sha256(self.get_content(mode='rb')).hexdigest()
+        if actual != self.sha256:
+            raise ValueError(f'Model file of node {self.pk} is corrupt: sha256 {actual} != recorded {self.sha256}.')
+
+    def get_calculator(self, device: str = 'cpu', **kwargs):
+        """Return an ASE calculator (``les_model.calculator.LesCalculator``) for this model.
+
+        :param device: torch device to load the model on (``cpu``, ``cuda``).
+        """
+        from les_model.calculator import LesCalculator
+
+        self.verify()
+        with tempfile.TemporaryDirectory() as dirpath:
+            filepath = pathlib.Path(dirpath) / self.filename
+            filepath.write_bytes(self.get_content(mode='rb'))
+            return LesCalculator(model_paths=[str(filepath)], device=device, **kwargs)

@@ -1,0 +1,172 @@
+"""Shared pytest fixtures: AiiDA's own fixtures plus QE-style factories for CalcJobs, parsers and workchains."""
+
+from __future__ import annotations
+
+import collections.abc
+import os
+import pathlib
+import shutil
+
+import pytest
+
+pytest_plugins = ['aiida.tools.pytest_fixtures']
+
+# Tests run many small torch ops; one thread avoids oversubscribing the 2-core CI machine.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('MPLBACKEND', 'Agg')
+# CP2K runs under mpirun; Open MPI refuses root without these.
+os.environ.setdefault('OMPI_ALLOW_RUN_AS_ROOT', '1')
+os.environ.setdefault('OMPI_ALLOW_RUN_AS_ROOT_CONFIRM', '1')
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``gpu`` tests on machines without CUDA (they still run wherever a GPU is present)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip_gpu = pytest.mark.skip(reason='needs a CUDA device')
+    for item in items:
+        if 'gpu' in item.keywords:
+            item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope='session')
+def filepath_tests() -> pathlib.Path:
+    """Return the absolute path of the ``tests`` directory."""
+    return pathlib.Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def fixture_code(aiida_code_installed):
+    """Return a factory for an ``InstalledCode`` on localhost for a given plugin entry point.
+
+    The executable is the real program when it is on PATH (our ``les-*`` programs, ``cp2k.psmp``), ``/bin/true``
+    otherwise, which is enough for tests that only write input files.
+    """
+
+    def factory(entry_point_name: str, executable: str | None = None):
+        filepath = shutil.which(executable) if executable else None
+        return aiida_code_installed(
+            label=entry_point_name.replace('.', '-'),
+            default_calc_job_plugin=entry_point_name,
+            filepath_executable=filepath or '/bin/true',
+        )
+
+    return factory
+
+
+@pytest.fixture
+def generate_structure():
+    """Return a factory for small ``StructureData`` nodes: ``'NaCl'`` rocksalt (8 atoms), ``'H2O'`` molecule."""
+
+    def factory(name: str = 'NaCl'):
+        from aiida import orm
+        from ase.build import bulk, molecule
+
+        if name == 'NaCl':
+            atoms = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
+        elif name == 'H2O':
+            atoms = molecule('H2O')
+            atoms.center(vacuum=4.0)
+            atoms.pbc = False
+        else:
+            raise ValueError(f'unknown test structure {name!r}')
+        return orm.StructureData(ase=atoms)
+
+    return factory
+
+
+@pytest.fixture
+def generate_calc_job(tmp_path):
+    """Return a factory that runs ``prepare_for_submission`` of a CalcJob and returns its folder and ``CalcInfo``."""
+
+    def factory(entry_point_name: str, inputs: dict, return_process: bool = False):
+        from aiida.common.folders import Folder
+        from aiida.engine.utils import instantiate_process
+        from aiida.manage.manager import get_manager
+        from aiida.plugins import CalculationFactory
+
+        folder = Folder(str(tmp_path))
+        process = instantiate_process(get_manager().get_runner(), CalculationFactory(entry_point_name), **inputs)
+        calc_info = process.prepare_for_submission(folder)
+        if return_process:
+            return process
+        return folder, calc_info
+
+    return factory
+
+
+@pytest.fixture
+def generate_calc_job_node(fixture_code):
+    """Return a factory for a stored ``CalcJobNode`` with a ``retrieved`` folder copied from a recorded test folder.
+
+    ``filepath_folder`` holds the files a real run left behind (``tests/parsers/fixtures/<calc>/<case>``).
+    """
+
+    def factory(entry_point_name: str, filepath_folder: pathlib.Path | None = None, inputs: dict | None = None):
+        from aiida import orm
+        from aiida.common import LinkType
+        from aiida.plugins.entry_point import format_entry_point_string
+
+        node = orm.CalcJobNode(
+            computer=fixture_code(entry_point_name).computer,
+            process_type=format_entry_point_string('aiida.calculations', entry_point_name),
+        )
+        node.set_option('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
+        node.set_option('max_wallclock_seconds', 1800)
+        for link_label, input_node in (inputs or {}).items():
+            input_node.store()
+            node.base.links.add_incoming(input_node, link_type=LinkType.INPUT_CALC, link_label=link_label)
+        node.store()
+        if filepath_folder is not None:
+            retrieved = orm.FolderData()
+            retrieved.base.repository.put_object_from_tree(str(filepath_folder))
+            retrieved.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='retrieved')
+            retrieved.store()
+        return node
+
+    return factory
+
+
+@pytest.fixture
+def generate_workchain():
+    """Return a factory that instantiates a workchain with given inputs without running it (step-level tests)."""
+
+    def factory(entry_point: str, inputs: dict):
+        from aiida.engine.utils import instantiate_process
+        from aiida.manage.manager import get_manager
+        from aiida.plugins import WorkflowFactory
+
+        return instantiate_process(get_manager().get_runner(), WorkflowFactory(entry_point), **inputs)
+
+    return factory
+
+
+@pytest.fixture
+def serialize_builder():
+    """Return a function that turns a process builder into a plain, regression-friendly dictionary."""
+
+    def serialize(builder) -> dict:
+        from aiida import orm
+
+        def to_plain(value):
+            if isinstance(value, collections.abc.Mapping):
+                return {key: to_plain(sub) for key, sub in value.items()}
+            if isinstance(value, orm.AbstractCode):
+                return value.full_label
+            if isinstance(value, orm.Dict):
+                return value.get_dict()
+            if isinstance(value, orm.List):
+                return value.get_list()
+            if isinstance(value, orm.BaseType):
+                return value.value
+            if isinstance(value, orm.StructureData):
+                return value.get_formula()
+            if isinstance(value, orm.Node):
+                return type(value).__name__
+            return value
+
+        return to_plain(builder._inputs(prune=True))
+
+    return serialize

@@ -1,0 +1,1 @@
+"""AiiDA workchains of aiida-les: training, exploration, labelling and active-learning campaigns."""
