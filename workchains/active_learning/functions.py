@@ -1,0 +1,74 @@
+"""Calcfunctions of the active-learning campaign: every dataset transformation is a node in the provenance graph."""
+
+from __future__ import annotations
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_les.data.dataset import LesDatasetData
+from aiida_les.selection import perturbed_copies
+
+
+@calcfunction
+def generate_initial_frames(parameters: orm.Dict, **structures: orm.StructureData) -> LesDatasetData:
+    """Seeds plus rattled and strained copies, unlabelled, to be labelled as the first training set.
+
+    :param parameters: ``n_initial_copies`` (per seed), ``rattle`` (Å), ``max_strain`` (fraction), ``seed``;
+        optional per-seed ``total_charges`` and ``multiplicities`` (dicts keyed like ``structures``).
+    """
+    settings = parameters.get_dict()
+    frames = []
+    for offset, (label, structure) in enumerate(sorted(structures.items())):
+        atoms = structure.get_ase()
+        atoms.info['total_charge'] = int(settings.get('total_charges', {}).get(label, 0))
+        atoms.info['spin_multiplicity'] = int(settings.get('multiplicities', {}).get(label, 1))
+        atoms.info['seed_label'] = label
+        frames.append(atoms)
+        frames.extend(
+            perturbed_copies(
+                atoms,
+                settings['n_initial_copies'],
+                rattle=settings['rattle'],
+                max_strain=settings['max_strain'],
+                seed=settings['seed'] + offset,
+            )
+        )
+    return LesDatasetData.from_ase(frames, filename='initial_frames.extxyz')
+
+
+@calcfunction
+def split_dataset(dataset: LesDatasetData, parameters: orm.Dict) -> dict[str, LesDatasetData]:
+    """Split off a held-out validation set, deterministically by ``seed``.
+
+    :param parameters: ``n_validation`` frames held out (at least one frame always stays for training), ``seed``.
+    :returns: ``train`` and ``validation`` datasets.
+    """
+    frames = dataset.get_ase()
+    n_validation = min(int(parameters['n_validation']), len(frames) - 1)
+    if n_validation < 1:
+        raise ValueError(f'Cannot hold out a validation set from {len(frames)} frame(s); label more initial frames.')
+    order = np.random.default_rng(int(parameters['seed'])).permutation(len(frames))
+    held_out = set(order[:n_validation].tolist())
+    return {
+        'train': LesDatasetData.from_ase(
+            [f for i, f in enumerate(frames) if i not in held_out], filename='train.extxyz'
+        ),
+        'validation': LesDatasetData.from_ase(
+            [f for i, f in enumerate(frames) if i in held_out], filename='validation.extxyz'
+        ),
+    }
+
+
+@calcfunction
+def summarise_campaign(stop_reason: orm.Str, **generations: orm.Dict) -> orm.Dict:
+    """Collect the per-generation statistics (``generation_00`` ...) and the reason the campaign stopped."""
+    rows = [generations[key].get_dict() for key in sorted(generations)]
+    return orm.Dict(
+        {
+            'stop_reason': stop_reason.value,
+            'n_generations': len(rows),
+            'n_labels_added': int(sum(row.get('n_labelled', 0) for row in rows)),
+            'generations': rows,
+        }
+    )

@@ -1,0 +1,62 @@
+"""Campaign settings of ``les.active_learning``: defaults, units and validation (before anything runs)."""
+
+from __future__ import annotations
+
+from aiida import orm
+
+DEFAULT_PARAMETERS = {
+    'committee_size': 2,  # models trained per generation (seeds seed, seed+1, ...)
+    'max_generations': 5,
+    'label_budget': 100,  # DFT labels in the whole campaign, initial frames included
+    'labels_per_generation': 10,
+    'trust_lower': 0.05,  # eV/Å: committee max force std below this = already accurate
+    'trust_upper': 0.5,  # eV/Å: above this = likely unphysical, not labelled
+    'charge_threshold': None,  # e: latent-charge std that makes a frame a candidate even below trust_lower
+    'md_stop_force_std': 1.0,  # eV/Å: an MD trajectory stops once its committee force std passes this
+    'temperatures': [300.0],  # K, one MD run per seed and temperature
+    'accurate_threshold': 0.95,  # stopping rule: fraction of explored frames below trust_lower ...
+    'patience': 2,  # ... for this many generations ...
+    'force_error_target': 0.1,  # ... and held-out force RMSE (eV/Å) at most this
+    'warm_start': True,  # fine-tune from the previous generation's members
+    'n_initial_copies': 4,  # perturbed copies per seed when no dataset is given
+    'rattle': 0.05,  # Å
+    'max_strain': 0.03,
+    'n_validation': 2,  # held-out frames split from the initial labels
+    'total_charges': {},  # seed label -> total charge (e), default 0
+    'multiplicities': {},  # seed label -> spin multiplicity, default 1
+    'seed': 0,
+}
+
+
+def validate_parameters(parameters: orm.Dict | None, _ctx) -> str | None:
+    """Refuse unknown keys and inconsistent values with one clear sentence."""
+    if parameters is None:
+        return None
+    values = parameters.get_dict()
+    unknown = sorted(set(values) - set(DEFAULT_PARAMETERS))
+    if unknown:
+        return f'Unknown campaign parameters {unknown}; allowed are {sorted(DEFAULT_PARAMETERS)}.'
+    p = {**DEFAULT_PARAMETERS, **values}
+    checks = [
+        (p['committee_size'] >= 2, f'committee_size must be >= 2 for an uncertainty, got {p["committee_size"]}'),
+        (p['max_generations'] >= 1, f'max_generations must be >= 1, got {p["max_generations"]}'),
+        (p['label_budget'] >= 1, f'label_budget must be >= 1, got {p["label_budget"]}'),
+        (p['labels_per_generation'] >= 1, f'labels_per_generation must be >= 1, got {p["labels_per_generation"]}'),
+        (
+            0 <= p['trust_lower'] < p['trust_upper'],
+            f'need 0 <= trust_lower < trust_upper, got {p["trust_lower"]}, {p["trust_upper"]}',
+        ),
+        (p['md_stop_force_std'] > 0, f'md_stop_force_std must be > 0, got {p["md_stop_force_std"]}'),
+        (
+            len(p['temperatures']) >= 1 and all(t > 0 for t in p['temperatures']),
+            f'temperatures must be a non-empty list of positive kelvin, got {p["temperatures"]}',
+        ),
+        (0 < p['accurate_threshold'] <= 1, f'accurate_threshold must be in (0, 1], got {p["accurate_threshold"]}'),
+        (p['patience'] >= 1, f'patience must be >= 1, got {p["patience"]}'),
+        (p['n_initial_copies'] >= 1, f'n_initial_copies must be >= 1, got {p["n_initial_copies"]}'),
+        (p['n_validation'] >= 1, f'n_validation must be >= 1, got {p["n_validation"]}'),
+    ]
+    for ok, message in checks:
+        if not ok:
+            return message + '.'
+    return None

@@ -1,0 +1,355 @@
+"""LesActiveLearningWorkChain: train a committee, explore with MD, select, label with DFT, merge, repeat.
+
+One generation: train ``committee_size`` models in parallel (``les.train.base``) -> run MD from every seed at every
+temperature with the committee (``les.md.base``), stopping a trajectory when its committee force deviation runs away
+-> measure the committee's error on the held-out DFT set (``les.evaluate``) -> select frames between the trust
+levels, deduplicated and diverse, under the per-generation budget (``select_structures``) -> label them
+(``les.label``) -> merge them into the dataset (``merge_datasets``) -> apply the stopping rule. Every dataset
+transformation is a calcfunction, so the provenance graph shows which label entered which model.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext, WorkChain, append_, if_, while_
+from aiida.plugins import CalculationFactory, WorkflowFactory
+
+from aiida_les.calculations.functions.merge_datasets import merge_datasets
+from aiida_les.calculations.functions.select_structures import select_structures
+from aiida_les.data.dataset import LesDatasetData
+from aiida_les.selection import evaluate_stopping_rule
+from workchains.active_learning.functions import generate_initial_frames, split_dataset, summarise_campaign
+from workchains.active_learning.parameters import DEFAULT_PARAMETERS, validate_parameters
+from workchains.protocols.utils import ProtocolMixin
+
+__all__ = ('LesActiveLearningWorkChain',)
+
+LesTrainBaseWorkChain = WorkflowFactory('les.train.base')
+LesMdBaseWorkChain = WorkflowFactory('les.md.base')
+LesLabelWorkChain = WorkflowFactory('les.label')
+LesEvaluateCalculation = CalculationFactory('les.evaluate')
+
+
+def validate_inputs(inputs: dict, _ctx) -> str | None:
+    """Seeds present; a validation set only together with a labelled dataset."""
+    if not inputs.get('structures'):
+        return 'At least one seed structure is needed in `structures`.'
+    if 'validation_dataset' in inputs and 'dataset' not in inputs:
+        return '`validation_dataset` was given without `dataset`: give both, or neither to label initial frames.'
+    return None
+
+
+class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
+    """Active-learning campaign for an LES potential: committee training, MD exploration, selection, DFT labels."""
+
+    _protocol_file = 'active_learning.yaml'
+
+    @classmethod
+    def define(cls, spec):
+        """Define inputs, outline, outputs and exit codes."""
+        super().define(spec)
+        spec.input_namespace('structures', valid_type=orm.StructureData, dynamic=True, help='Seed structures.')
+        spec.input('dataset', valid_type=LesDatasetData, required=False, help='Labelled starting dataset.')
+        spec.input('validation_dataset', valid_type=LesDatasetData, required=False, help='Held-out DFT test set.')
+        spec.input(
+            'parameters',
+            valid_type=orm.Dict,
+            serializer=orm.to_aiida_type,
+            validator=validate_parameters,
+            help=f'Campaign settings; keys and defaults: {sorted(DEFAULT_PARAMETERS)}.',
+        )
+        excluded = {'required': False, 'populate_defaults': False}
+        spec.expose_inputs(
+            LesTrainBaseWorkChain,
+            namespace='train',
+            exclude=('dataset', 'train.parent_model', 'train.validation_dataset'),
+            namespace_options={**excluded, 'required': True, 'help': 'Inputs of each committee training.'},
+        )
+        spec.expose_inputs(
+            LesMdBaseWorkChain,
+            namespace='md',
+            exclude=('structure', 'md.models'),
+            namespace_options={'required': True, 'populate_defaults': False, 'help': 'Inputs of each MD run.'},
+        )
+        spec.expose_inputs(
+            LesLabelWorkChain,
+            namespace='label',
+            exclude=('dataset', 'structures'),
+            namespace_options={'required': True, 'populate_defaults': False, 'help': 'Inputs of the labelling.'},
+        )
+        spec.expose_inputs(
+            LesEvaluateCalculation,
+            namespace='evaluate',
+            exclude=('dataset', 'models'),
+            namespace_options={'required': True, 'populate_defaults': False, 'help': 'Held-out evaluation.'},
+        )
+        spec.inputs.validator = validate_inputs
+        spec.outline(
+            cls.setup,
+            if_(cls.should_label_initial_frames)(cls.label_initial_frames, cls.inspect_initial_labels),
+            while_(cls.should_run_generation)(
+                cls.train_committee,
+                cls.inspect_committee,
+                cls.explore,
+                cls.inspect_exploration,
+                cls.select,
+                if_(cls.has_candidates)(cls.label_candidates, cls.inspect_labels),
+                cls.check_convergence,
+            ),
+            cls.results,
+        )
+        spec.output_namespace('models', valid_type=orm.Data, dynamic=True, help='The final committee.')
+        spec.output('dataset', valid_type=LesDatasetData, help='The final labelled training set.')
+        spec.output('validation_dataset', valid_type=LesDatasetData, help='The held-out DFT set.')
+        spec.output('summary', valid_type=orm.Dict, help='Per-generation statistics and the stop reason.')
+        spec.exit_code(401, 'ERROR_SUB_PROCESS_FAILED_TRAIN', message='A committee training failed: {message}')
+        spec.exit_code(402, 'ERROR_SUB_PROCESS_FAILED_EXPLORE', message='Every MD exploration failed.')
+        spec.exit_code(403, 'ERROR_SUB_PROCESS_FAILED_LABEL', message='Labelling failed: {message}')
+        spec.exit_code(404, 'ERROR_SUB_PROCESS_FAILED_EVALUATE', message='The held-out evaluation failed.')
+
+    @classmethod
+    def get_builder_from_protocol(cls, codes: dict, structures: dict, protocol: str | None = None, **kwargs):
+        """Return a builder for a campaign; see :mod:`workchains.active_learning.builder`."""
+        from workchains.active_learning.builder import get_builder_from_protocol
+
+        return get_builder_from_protocol(cls, codes, structures, protocol, **kwargs)
+
+    def setup(self):
+        """Fix the settings, the starting datasets and the counters."""
+        self.ctx.parameters = AttributeDict({**DEFAULT_PARAMETERS, **self.inputs.parameters.get_dict()})
+        self.ctx.generation = 0
+        self.ctx.labels_used = 0
+        self.ctx.stop_reason = None
+        self.ctx.statistics = []
+        self.ctx.accurate_fractions = []
+        self.ctx.force_errors = []
+        if 'dataset' in self.inputs:
+            self.ctx.dataset = self.inputs.dataset
+            self.ctx.validation_dataset = self.inputs.get('validation_dataset')
+        self.report(
+            f'campaign: {len(self.inputs.structures)} seed structure(s), committee of '
+            f'{self.ctx.parameters.committee_size}, at most {self.ctx.parameters.max_generations} generation(s), '
+            f'label budget {self.ctx.parameters.label_budget}'
+        )
+
+    def should_label_initial_frames(self):
+        """Label seeds and perturbed copies when no dataset was given."""
+        return 'dataset' not in self.inputs
+
+    def label_initial_frames(self):
+        """Generate perturbed copies of the seeds and label them."""
+        keys = ('n_initial_copies', 'rattle', 'max_strain', 'seed', 'total_charges', 'multiplicities')
+        settings = orm.Dict({key: self.ctx.parameters[key] for key in keys})
+        frames = generate_initial_frames(
+            parameters=settings, **self.inputs.structures, metadata={'call_link_label': 'initial_frames'}
+        )
+        self.report(f'labelling {frames.n_structures} initial frames (seeds + perturbed copies)')
+        return ToContext(initial_labels=self._submit_label(frames, 'initial_labels'))
+
+    def inspect_initial_labels(self):
+        """Split the labelled initial frames into training and held-out sets."""
+        labels = self.ctx.initial_labels
+        if not labels.is_finished_ok:
+            return self.exit_codes.ERROR_SUB_PROCESS_FAILED_LABEL.format(message=f'initial labels, pk {labels.pk}')
+        dataset = labels.outputs.labelled
+        self.ctx.labels_used += dataset.n_structures
+        split = split_dataset(
+            dataset,
+            orm.Dict({'n_validation': self.ctx.parameters.n_validation, 'seed': self.ctx.parameters.seed}),
+            metadata={'call_link_label': 'split_initial'},
+        )
+        self.ctx.dataset, self.ctx.validation_dataset = split['train'], split['validation']
+        self.report(
+            f'initial dataset: {self.ctx.dataset.n_structures} training and '
+            f'{self.ctx.validation_dataset.n_structures} held-out frames'
+        )
+        return None
+
+    def should_run_generation(self):
+        """Go on until the stopping rule says stop."""
+        return self.ctx.stop_reason is None
+
+    def train_committee(self):
+        """Train the committee members in parallel, warm-starting from the previous generation when asked."""
+        generation = self.ctx.generation
+        previous = getattr(self.ctx, 'models', None)
+        self.ctx.trainings = []
+        for member in range(self.ctx.parameters.committee_size):
+            inputs = AttributeDict(self.exposed_inputs(LesTrainBaseWorkChain, namespace='train'))
+            inputs.dataset = self.ctx.dataset
+            config = inputs.train.config.get_dict() if 'config' in inputs.train else {}
+            config['seed'] = int(self.ctx.parameters.seed) + member
+            inputs.train.config = orm.Dict(config)
+            if self.ctx.validation_dataset is not None:
+                inputs.train.validation_dataset = self.ctx.validation_dataset
+            if previous and self.ctx.parameters.warm_start:
+                inputs.train.parent_model = previous[member]
+            inputs.metadata = {'call_link_label': f'generation_{generation:02d}_train_{member}'}
+            self.to_context(trainings=append_(self.submit(LesTrainBaseWorkChain, **inputs)))
+        self.report(
+            f'generation {generation}: training {self.ctx.parameters.committee_size} models on '
+            f'{self.ctx.dataset.n_structures} frames'
+        )
+
+    def inspect_committee(self):
+        """All members must succeed: a committee with a hole gives a biased uncertainty."""
+        failed = [node for node in self.ctx.trainings if not node.is_finished_ok]
+        if failed:
+            message = ', '.join(f'{node.pk} (exit {node.exit_status})' for node in failed)
+            return self.exit_codes.ERROR_SUB_PROCESS_FAILED_TRAIN.format(message=message)
+        self.ctx.models = [node.outputs.model for node in self.ctx.trainings]
+        errors = [node.outputs.metrics.get('final', {}) for node in self.ctx.trainings]
+        self.report(f'generation {self.ctx.generation}: committee trained; final metrics {errors}')
+        return None
+
+    def explore(self):
+        """MD from every seed at every temperature with the committee, and the held-out evaluation."""
+        generation = self.ctx.generation
+        models = {f'member_{index}': model for index, model in enumerate(self.ctx.models)}
+        self.ctx.explorations = []
+        for label, structure in sorted(self.inputs.structures.items()):
+            for temperature in self.ctx.parameters.temperatures:
+                inputs = AttributeDict(self.exposed_inputs(LesMdBaseWorkChain, namespace='md'))
+                inputs.structure = structure
+                inputs.md.models = models
+                config = inputs.md.config.get_dict() if 'config' in inputs.md else {}
+                config.update(
+                    temperature=float(temperature), max_force_std=float(self.ctx.parameters.md_stop_force_std)
+                )
+                config['seed'] = int(self.ctx.parameters.seed) + 1000 * generation + len(self.ctx.explorations)
+                inputs.md.config = orm.Dict(config)
+                inputs.metadata = {'call_link_label': f'generation_{generation:02d}_md_{label}_{int(temperature)}K'}
+                self.to_context(explorations=append_(self.submit(LesMdBaseWorkChain, **inputs)))
+        inputs = AttributeDict(self.exposed_inputs(LesEvaluateCalculation, namespace='evaluate'))
+        inputs.dataset = self.ctx.validation_dataset
+        inputs.models = models
+        inputs.metadata.call_link_label = f'generation_{generation:02d}_evaluate'
+        self.report(f'generation {generation}: {len(self.ctx.explorations)} MD runs and the held-out evaluation')
+        return ToContext(evaluation=self.submit(LesEvaluateCalculation, **inputs))
+
+    def inspect_exploration(self):
+        """Keep the trajectories of finished runs; record the held-out force error."""
+        finished = [node for node in self.ctx.explorations if node.is_finished_ok]
+        failed = len(self.ctx.explorations) - len(finished)
+        if not finished:
+            return self.exit_codes.ERROR_SUB_PROCESS_FAILED_EXPLORE
+        self.ctx.trajectories = {f'md_{index}': node.outputs.trajectory for index, node in enumerate(finished)}
+        stopped = sum(bool(node.outputs.output_parameters.get('stopped_by_uncertainty')) for node in finished)
+        if not self.ctx.evaluation.is_finished_ok:
+            return self.exit_codes.ERROR_SUB_PROCESS_FAILED_EVALUATE
+        errors = self.ctx.evaluation.outputs.metrics.get('errors', {})
+        force_rmse = errors.get('forces_rmse')  # meV/Å, as les-eval writes it
+        self.ctx.force_error = None if force_rmse is None else float(force_rmse) / 1000.0
+        self.ctx.current = {
+            'generation': self.ctx.generation,
+            'n_md_runs': len(self.ctx.explorations),
+            'n_md_failed': failed,
+            'n_md_stopped_by_uncertainty': stopped,
+            'heldout_forces_rmse_eV_per_A': self.ctx.force_error,
+            'heldout_energy_rmse_meV_per_atom': errors.get('energy_per_atom_rmse'),
+        }
+        self.report(
+            f'generation {self.ctx.generation}: {len(finished)} trajectories ({failed} failed, {stopped} stopped by '
+            f'uncertainty); held-out force RMSE {force_rmse} meV/Å'
+        )
+        return None
+
+    def select(self):
+        """Pick frames to label from all trajectories (calcfunction: the choice is in the provenance graph)."""
+        remaining = self.ctx.parameters.label_budget - self.ctx.labels_used
+        budget = max(0, min(self.ctx.parameters.labels_per_generation, remaining))
+        p = self.ctx.parameters
+        parameters = {'trust_lower': p.trust_lower, 'trust_upper': p.trust_upper, 'budget': budget}
+        if p.charge_threshold is not None:
+            parameters['charge_threshold'] = p.charge_threshold
+        result = select_structures(
+            parameters=orm.Dict(parameters),
+            reference=self.ctx.dataset,
+            **self.ctx.trajectories,
+            metadata={'call_link_label': f'generation_{self.ctx.generation:02d}_select'},
+        )
+        report = result['report'].get_dict()
+        self.ctx.candidates = result.get('selected')
+        self.ctx.accurate_fractions.append(float(report['accurate_fraction']))
+        self.ctx.current.update({key: report.get(key) for key in ('n_frames', 'accurate_fraction', 'counts')})
+        self.ctx.current['n_selected'] = 0 if self.ctx.candidates is None else self.ctx.candidates.n_structures
+        self.report(
+            f'generation {self.ctx.generation}: {report["n_frames"]} frames explored, accurate fraction '
+            f'{report["accurate_fraction"]:.1%}, counts {report["counts"]}, selected {self.ctx.current["n_selected"]}'
+        )
+
+    def has_candidates(self):
+        """Label only when something was selected."""
+        return self.ctx.candidates is not None
+
+    def label_candidates(self):
+        """Label the selected frames with the campaign's (single) level of theory."""
+        label = f'generation_{self.ctx.generation:02d}_label'
+        return ToContext(labels=self._submit_label(self.ctx.candidates, label))
+
+    def inspect_labels(self):
+        """Merge the new labels into the dataset; failed labels are excluded with their reasons (label report)."""
+        node = self.ctx.labels
+        report = node.outputs.report.get_dict() if 'report' in node.outputs else {}
+        self.ctx.current['n_label_failed'] = report.get('n_failed', 0)
+        self.ctx.current['label_failures'] = report.get('failures', report.get('excluded', []))
+        if not node.is_finished_ok:
+            self.report(f'generation {self.ctx.generation}: labelling failed (pk {node.pk}); no frames added')
+            self.ctx.current['n_labelled'] = 0
+            return
+        labelled = node.outputs.labelled
+        self.ctx.labels_used += labelled.n_structures
+        self.ctx.dataset = merge_datasets(
+            dataset_0=self.ctx.dataset,
+            dataset_1=labelled,
+            metadata={'call_link_label': f'generation_{self.ctx.generation:02d}_merge'},
+        )
+        self.ctx.current['n_labelled'] = labelled.n_structures
+        self.report(
+            f'generation {self.ctx.generation}: {labelled.n_structures} labels added, dataset now '
+            f'{self.ctx.dataset.n_structures} frames'
+        )
+        return
+
+    def check_convergence(self):
+        """Apply the stopping rule and report every criterion."""
+        p = self.ctx.parameters
+        self.ctx.force_errors.append(self.ctx.force_error)
+        self.ctx.current.setdefault('n_labelled', 0)
+        decision = evaluate_stopping_rule(
+            self.ctx.accurate_fractions,
+            self.ctx.force_errors,
+            self.ctx.labels_used,
+            p.label_budget,
+            self.ctx.generation,
+            p.max_generations,
+            accurate_threshold=p.accurate_threshold,
+            patience=p.patience,
+            force_error_target=p.force_error_target,
+        )
+        self.ctx.current['stopping'] = decision.message
+        self.ctx.statistics.append(self.ctx.current)
+        self.report(decision.message)
+        if decision.stop:
+            self.ctx.stop_reason = decision.reason
+        self.ctx.generation += 1
+
+    def results(self):
+        """Expose the final committee, datasets and the campaign summary."""
+        for index, model in enumerate(self.ctx.models):
+            self.out(f'models.member_{index}', model)
+        self.out('dataset', self.ctx.dataset)
+        self.out('validation_dataset', self.ctx.validation_dataset)
+        generations = {f'generation_{row["generation"]:02d}': orm.Dict(row) for row in self.ctx.statistics}
+        summary = summarise_campaign(
+            stop_reason=orm.Str(self.ctx.stop_reason), **generations, metadata={'call_link_label': 'summary'}
+        )
+        self.out('summary', summary)
+        self.report(f'campaign finished after {self.ctx.generation} generation(s): {self.ctx.stop_reason}')
+
+    def _submit_label(self, frames: LesDatasetData, call_link_label: str):
+        inputs = AttributeDict(self.exposed_inputs(LesLabelWorkChain, namespace='label'))
+        inputs.dataset = frames
+        inputs.metadata = {'call_link_label': call_link_label}
+        return self.submit(LesLabelWorkChain, **inputs)
