@@ -4,7 +4,7 @@ The ``model`` and ``dataset`` groups are also reachable as ``verdi data les mode
 ``aiida.cmdline.data:les``).
 """
 
-from aiida_les.cli import data, setup  # noqa: F401, E402  (registers sub-commands)
+from aiida_les.cli import campaign, data, setup  # noqa: F401, E402  (registers sub-commands)
 from aiida_les.cli.root import cmd_root
 
 __all__ = ('cmd_root',)

@@ -1,0 +1,75 @@
+"""The main job of `make demo`: an active-learning campaign for rocksalt NaCl labelled by CP2K, on this machine.
+
+Run with ``verdi -p les run examples/demo.py`` (``make demo`` does it). It starts from one 8-atom NaCl cell, labels
+the cell and rattled/strained copies with CP2K (GFN1-xTB: the `fast` labelling protocol, seconds per structure),
+then loops: train a committee of LES models -> MD at 600 K and 1200 K -> select the frames the committee disagrees
+on -> label them with CP2K -> retrain, until the stopping rule or the generation limit ends it. The final committee,
+dataset, summary and PNG plots are exported to ``.demo/campaign_<pk>/``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+from aiida import orm
+from aiida.engine import run_get_node
+from ase.build import bulk
+
+from aiida_les.campaign import export_campaign
+from workchains.active_learning import LesActiveLearningWorkChain
+
+# Bigger than the `fast` protocol (which is sized for tests) so that the potential learns something, small enough
+# for about 10 minutes on 2 cores.
+DEMO_OVERRIDES = {
+    'parameters': {
+        'max_generations': 3,
+        'label_budget': 40,
+        'labels_per_generation': 6,
+        'n_initial_copies': 10,
+        'n_validation': 4,
+        'temperatures': [600.0, 1200.0],
+        'trust_lower': 0.05,
+        'trust_upper': 2.0,
+        'accurate_threshold': 0.9,
+        'force_error_target': 0.15,
+        'patience': 1,
+    },
+    'train': {'train': {'config': {'epochs': 40, 'batch_size': 4}}},
+    'md': {'md': {'config': {'steps': 200, 'write_every': 10}}},
+}
+
+
+def demo_builder(computer: str = 'localhost', protocol: str = 'fast', overrides: dict | None = None):
+    """Return the campaign builder on the codes that ``aiida-les setup`` registered on ``computer``."""
+    codes = {
+        'train': orm.load_code(f'les-train@{computer}'),
+        'md': orm.load_code(f'les-md@{computer}'),
+        'evaluate': orm.load_code(f'les-eval@{computer}'),
+        'label': orm.load_code(f'cp2k@{computer}'),
+    }
+    structures = {'nacl': orm.StructureData(ase=bulk('NaCl', 'rocksalt', a=5.64, cubic=True))}
+    return LesActiveLearningWorkChain.get_builder_from_protocol(
+        codes, structures, protocol=protocol, overrides=DEMO_OVERRIDES if overrides is None else overrides
+    )
+
+
+def main() -> None:
+    """Run the campaign in this process (no daemon needed) and export its results."""
+    start = time.monotonic()
+    results, node = run_get_node(demo_builder())
+    elapsed = time.monotonic() - start
+    print(f'\nCampaign {node.pk} finished in {elapsed / 60:.1f} min with exit status {node.exit_status}.')
+    if not node.is_finished_ok:
+        print(f'It failed: {node.exit_message}. See `verdi process report {node.pk}`.')
+        raise SystemExit(1)
+    summary = results['summary'].get_dict()
+    print(f'Stop reason: {summary["stop_reason"]}; {summary["n_generations"]} generation(s).')
+    directory = pathlib.Path('.demo') / f'campaign_{node.pk}'
+    for what, path in export_campaign(node, directory).items():
+        print(f'  {what:>20}: {path}')
+    print(f'\nIn the database: `aiida-les campaign show {node.pk}`, `verdi process report {node.pk}`.')
+
+
+if __name__ == '__main__':
+    main()
