@@ -1,0 +1,126 @@
+"""``les-eval config.yaml [--device ...] [--dtype ...]``: predictions, errors and committee uncertainty on a data set.
+
+Writes ``predictions_file`` (extxyz: the input frames with their labels, plus ``les_energy``, ``les_stress``,
+``les_dipole`` and the per-frame uncertainty ``les_max_force_std``, ``les_mean_force_std``,
+``les_energy_std_per_atom``, ``les_max_charge_std`` in ``atoms.info``, and ``les_forces``, ``les_charges``,
+``les_force_std`` (and ``les_bec``) arrays) and ``metrics_file`` (JSON: MAE/RMSE against the labels present, in
+meV-based units, and the per-frame uncertainty).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from les_model.cli._common import CliFailure, base_parser, check_files, read_config, run_main
+from les_model.cli.exit_codes import ExitCode
+
+__all__ = ['main']
+
+
+def _run(argv) -> ExitCode:
+    parser = base_parser('les-eval', 'Evaluate one LES model or a committee on an extxyz file.')
+    args = parser.parse_args(argv)
+    config = read_config(args.config, 'eval', args)
+    check_files(config.data_file, *config.models)
+
+    import ase.io
+
+    from les_model import _keys as K
+    from les_model.data.atoms import atoms_to_sample, collate
+    from les_model.io import IncompatibleModelError, load_model
+    from les_model.train.committee import UNITS
+    from les_model.train.metrics import ErrorAccumulator
+    from les_model.train.trainer import resolve_device, resolve_dtype
+    from les_model.uncertainty import FRAME_KEYS, committee_statistics
+
+    try:
+        device = resolve_device(config.device)
+    except ValueError as exc:
+        raise CliFailure(ExitCode.DEVICE_UNAVAILABLE, str(exc)) from exc
+    dtype = resolve_dtype(config.dtype)
+    try:
+        frames = ase.io.read(config.data_file, index=':')
+        samples = [atoms_to_sample(a, config.keys, i) for i, a in enumerate(frames)]
+    except Exception as exc:
+        raise CliFailure(ExitCode.INPUT_FILE_ERROR, f'cannot read {config.data_file}: {exc}') from exc
+    try:
+        models = [load_model(p, map_location=device, dtype=dtype) for p in config.models]
+    except IncompatibleModelError as exc:
+        raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
+
+    accumulator = ErrorAccumulator()
+    per_frame: list[dict] = []
+    out_frames = []
+    for start in range(0, len(samples), config.batch_size):
+        chunk = samples[start : start + config.batch_size]
+        batch = collate(chunk, dtype=dtype, device=device)
+        any_periodic = bool(batch[K.PBC].all(dim=1).any())
+        predictions = []
+        for model in models:
+            try:
+                pred = model(batch, compute_forces=True, compute_stress=any_periodic, compute_bec=config.compute_bec)
+            except ValueError as exc:
+                raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
+            predictions.append({k: v.detach() for k, v in pred.items() if k != K.NODE_FEATURES})
+        stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS])
+        accumulator.update(stats, batch, 0.0)
+        offsets = np.concatenate([[0], np.cumsum(batch[K.N_ATOMS].cpu().numpy())])
+        for b in range(len(chunk)):
+            atoms_slice = slice(int(offsets[b]), int(offsets[b + 1]))
+            frame = frames[start + b].copy()
+            frame.calc = frames[start + b].calc
+            info = {'index': start + b, 'n_atoms': int(batch[K.N_ATOMS][b])}
+            info['energy'] = float(stats[K.ENERGY][b])
+            for key in FRAME_KEYS:
+                info[key] = float(stats[key][b])
+            if K.ENERGY in batch and bool(batch[K.ENERGY_MASK][b]):
+                info['energy_error_per_atom'] = (info['energy'] - float(batch[K.ENERGY][b])) / info['n_atoms']
+            per_frame.append(info)
+            frame.info.update({f'les_{k}': v for k, v in info.items() if k not in ('index', 'n_atoms')})
+            frame.info['les_dipole'] = stats[K.DIPOLE][b].cpu().double().numpy()
+            if K.STRESS in stats and frame.pbc.all():
+                frame.info['les_stress'] = stats[K.STRESS][b].cpu().double().numpy().reshape(9)
+            frame.arrays['les_forces'] = stats[K.FORCES][atoms_slice].cpu().double().numpy()
+            frame.arrays['les_charges'] = stats[K.CHARGES][atoms_slice].cpu().double().numpy()
+            frame.arrays['les_force_std'] = stats['force_std'][atoms_slice].cpu().double().numpy()
+            if config.compute_bec:
+                frame.arrays['les_bec'] = stats[K.BEC][atoms_slice].cpu().double().numpy().reshape(-1, 9)
+            out_frames.append(frame)
+
+    ase.io.write(config.predictions_file, out_frames, format='extxyz')
+    errors = accumulator.summary()
+    errors.pop('loss', None)
+    uncertainty = {
+        key: {
+            'max': max(f[key] for f in per_frame),
+            'mean': float(np.mean([f[key] for f in per_frame])),
+        }
+        for key in FRAME_KEYS
+    }
+    metrics = {
+        'n_structures': len(frames),
+        'committee_size': len(models),
+        'model_files': list(config.models),
+        'errors': errors,
+        'units': {**UNITS, 'uncertainty': 'eV/Å (force), eV/atom (energy), e (charge)'},
+        'uncertainty': uncertainty,
+        'frames': per_frame,
+    }
+    Path(config.metrics_file).write_text(json.dumps(metrics, indent=1), encoding='utf-8')
+    summary = ' '.join(f'{k}={v:.4g}' for k, v in errors.items() if k.endswith('_rmse'))
+    print(f'errors: {summary}')
+    print(f'LES-EVAL FINISHED structures={len(frames)}')
+    return ExitCode.SUCCESS
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``les-eval``; returns the exit status (see :class:`~les_model.cli.exit_codes.ExitCode`)."""
+    return run_main('les-eval', lambda: _run(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

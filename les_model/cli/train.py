@@ -1,0 +1,60 @@
+"""``les-train config.yaml [--resume] [--device ...] [--dtype ...]``: train an LES model or committee.
+
+Outputs in the current directory (see ``les_model/cli/README.md``): model file(s), ``metrics.json``,
+``checkpoint.pt``, ``learning_curve.png``. The last stdout line is ``LES-TRAIN FINISHED status=<status>``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from les_model.cli._common import CliFailure, base_parser, check_files, read_config, run_main
+from les_model.cli.exit_codes import ExitCode
+
+__all__ = ['main']
+
+
+def _run(argv) -> ExitCode:
+    start = time.monotonic()
+    parser = base_parser('les-train', 'Train a Latent Ewald Summation potential (or a committee).')
+    parser.add_argument('--resume', action='store_true', help='continue from checkpoint.pt in the current directory')
+    args = parser.parse_args(argv)
+    config = read_config(args.config, 'train', args)
+    check_files(config.train_file, config.valid_file, config.init_model)
+
+    # heavy imports only after validation, so invalid configs fail fast
+    from les_model.io import IncompatibleModelError
+    from les_model.train.committee import train_committee
+    from les_model.train.trainer import NonFiniteLossError, WalltimeReached, resolve_device, resolve_dtype
+
+    try:
+        device = resolve_device(config.device)
+    except ValueError as exc:
+        raise CliFailure(ExitCode.DEVICE_UNAVAILABLE, str(exc)) from exc
+    try:
+        metrics = train_committee(
+            config, '.', resume=args.resume, device=device, dtype=resolve_dtype(config.dtype), start_time=start
+        )
+    except NonFiniteLossError as exc:
+        raise CliFailure(ExitCode.NAN_LOSS, f'{exc}; lower the learning rate') from exc
+    except WalltimeReached as exc:
+        raise CliFailure(ExitCode.OUT_OF_WALLTIME, f'{exc}; rerun with --resume') from exc
+    except IncompatibleModelError as exc:
+        raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliFailure(ExitCode.INPUT_FILE_ERROR, f'{type(exc).__name__}: {exc}') from exc
+    final = metrics['final'].get('valid') or metrics['final'].get('train', {})
+    summary = ' '.join(f'{k}={v:.4g}' for k, v in final.items() if k.endswith('_rmse'))
+    print(f'final errors: {summary}')
+    print(f'LES-TRAIN FINISHED status={metrics["status"]}')
+    return ExitCode.SUCCESS
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``les-train``; returns the exit status (see :class:`~les_model.cli.exit_codes.ExitCode`)."""
+    return run_main('les-train', lambda: _run(argv))
+
+
+if __name__ == '__main__':
+    sys.exit(main())

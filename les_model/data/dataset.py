@@ -1,0 +1,138 @@
+"""Labelled structure data sets: extxyz reading, reference energies, deterministic splits, bootstrap, batching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import ase
+import ase.io
+import numpy as np
+import torch
+
+from les_model import _keys as K
+from les_model.config import DataKeysConfig
+from les_model.data.atoms import atoms_to_sample, collate
+
+__all__ = ['StructureDataset', 'fit_reference_energies']
+
+
+class StructureDataset:
+    """An in-memory list of samples (see :func:`les_model.data.atoms.atoms_to_sample`).
+
+    :param samples: per-structure dicts of numpy arrays.
+    """
+
+    def __init__(self, samples: Sequence[dict[str, np.ndarray]]):
+        self.samples = list(samples)
+
+    @classmethod
+    def from_atoms(cls, atoms_list: Sequence[ase.Atoms], keys: DataKeysConfig | None = None) -> StructureDataset:
+        """Build from ase structures, reading labels under the names in ``keys``."""
+        return cls([atoms_to_sample(a, keys, i) for i, a in enumerate(atoms_list)])
+
+    @classmethod
+    def from_file(cls, path: str | Path, keys: DataKeysConfig | None = None) -> StructureDataset:
+        """Read every frame of an extxyz (or any ase-readable) file."""
+        frames = ase.io.read(str(path), index=':')
+        if not frames:
+            raise ValueError(f'{path}: contains no structures')
+        return cls.from_atoms(frames, keys)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return self.samples[index]
+
+    @property
+    def species(self) -> tuple[int, ...]:
+        """Sorted atomic numbers present in the data set."""
+        return tuple(sorted({int(z) for s in self.samples for z in s[K.ATOMIC_NUMBERS]}))
+
+    @property
+    def n_atoms_total(self) -> int:
+        """Number of atoms over all structures."""
+        return int(sum(len(s[K.ATOMIC_NUMBERS]) for s in self.samples))
+
+    def subset(self, indices: Sequence[int]) -> StructureDataset:
+        """Return the structures at ``indices`` (repeats allowed)."""
+        return StructureDataset([self.samples[int(i)] for i in indices])
+
+    def split(self, valid_fraction: float, seed: int) -> tuple[StructureDataset, StructureDataset]:
+        """Deterministic random split into (train, validation).
+
+        :param valid_fraction: fraction in [0, 1) of structures for validation; at least one structure goes to
+            validation when the fraction is > 0 and the data set has two or more structures.
+        :param seed: permutation seed; the same seed always gives the same split.
+        """
+        if not 0.0 <= valid_fraction < 1.0:
+            raise ValueError(f'valid_fraction must be in [0, 1), got {valid_fraction}')
+        n = len(self)
+        perm = np.random.default_rng(seed).permutation(n)
+        n_valid = int(round(valid_fraction * n))
+        if valid_fraction > 0 and n >= 2:
+            n_valid = min(max(n_valid, 1), n - 1)
+        return self.subset(sorted(perm[n_valid:])), self.subset(sorted(perm[:n_valid]))
+
+    def bootstrap(self, seed: int) -> StructureDataset:
+        """Resample with replacement (same size), as used to diversify committee members."""
+        rng = np.random.default_rng(seed)
+        return self.subset(rng.integers(0, len(self), size=len(self)))
+
+    def batches(
+        self,
+        batch_size: int,
+        shuffle_seed: int | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str = 'cpu',
+        skip: int = 0,
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Yield collated batches.
+
+        :param batch_size: structures per batch (the last batch may be smaller).
+        :param shuffle_seed: if given, the order is a permutation drawn from this seed (deterministic).
+        :param skip: number of leading batches to skip (used when resuming mid-epoch).
+        """
+        if batch_size <= 0:
+            raise ValueError(f'batch_size must be > 0, got {batch_size}')
+        order = np.arange(len(self))
+        if shuffle_seed is not None:
+            order = np.random.default_rng(shuffle_seed).permutation(len(self))
+        for b, start in enumerate(range(0, len(self), batch_size)):
+            if b < skip:
+                continue
+            yield collate([self.samples[i] for i in order[start : start + batch_size]], dtype=dtype, device=device)
+
+    def n_batches(self, batch_size: int) -> int:
+        """Number of batches per epoch."""
+        return (len(self) + batch_size - 1) // batch_size
+
+
+def fit_reference_energies(dataset: StructureDataset, species: Sequence[int]) -> dict[int, float]:
+    """Per-species reference energies E0 [eV] by least squares: E_total ~ sum_Z n_Z E0_Z.
+
+    Structures without an energy label are ignored. With fixed composition the system is underdetermined and
+    the minimum-norm solution is returned.
+
+    :param dataset: labelled structures.
+    :param species: atomic numbers to fit (columns of the count matrix).
+    :return: mapping atomic number -> E0 [eV]; all zeros if no structure has an energy.
+    """
+    species = [int(z) for z in species]
+    column = {z: c for c, z in enumerate(species)}
+    rows, energies = [], []
+    for i, s in enumerate(dataset.samples):
+        if K.ENERGY not in s:
+            continue
+        counts = np.zeros(len(species))
+        for z in s[K.ATOMIC_NUMBERS]:
+            if int(z) not in column:
+                raise ValueError(f'structure {i}: species {int(z)} not in {species}')
+            counts[column[int(z)]] += 1
+        rows.append(counts)
+        energies.append(float(s[K.ENERGY]))
+    if not rows:
+        return dict.fromkeys(species, 0.0)
+    solution, *_ = np.linalg.lstsq(np.array(rows), np.array(energies), rcond=None)
+    return {z: float(e) for z, e in zip(species, solution, strict=True)}

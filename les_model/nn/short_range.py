@@ -1,0 +1,145 @@
+"""Short-range hosts: the :class:`ShortRangeHost` interface and the built-in invariant message-passing network.
+
+A host maps a batch (with the graph filled in by :class:`~les_model.nn.model.LesModel`) to per-atom short-range
+energies and per-atom features; the LES charge head reads the features. Any network that implements
+:class:`ShortRangeHost` plugs in (see :mod:`les_model.nn.mace_host` for a MACE adapter).
+
+The built-in :class:`MessagePassingHost` ("moment MPNN") is invariant. Each interaction layer forms radial
+filters ``W_ij = MLP(rbf(r_ij)) f_c(r_ij)``, messages ``m_ij = W_ij * (A h_j)``, and from them the scalar sum
+``s_i = sum_j m_ij``, the vector moment ``v_i = sum_j m_ij u_ij`` and the traceless quadrupole moment
+``t_i = sum_j m_ij (u_ij u_ij^T - I/3)`` (``u_ij = r_ij / r_ij``; stored in an orthonormal 5-component basis).
+Their rotation invariants ``|v_i|^2`` and ``|t_i|^2`` carry three-body (angular) information at pair cost.
+``h_i <- h_i + MLP([s_i, |v_i|^2, |t_i|^2])``. Messages are divided by the mean neighbour count of the training
+data, and the angular channels are the last ``min(F, 16)`` message channels.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+
+from les_model import _keys as K
+from les_model.nn import embeddings
+
+__all__ = ['MessagePassingHost', 'ShortRangeHost', 'angular_basis', 'scatter_sum']
+
+
+def scatter_sum(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """Sum ``values`` (E, ...) into ``n`` rows by ``index`` (E,) -> (n, ...)."""
+    out = values.new_zeros((n, *values.shape[1:]))
+    return out.index_add(0, index, values)
+
+
+class ShortRangeHost(nn.Module, abc.ABC):
+    """Interface of a short-range host network.
+
+    ``forward(data)`` receives a batch dictionary holding at least ``species_index (N,)``, ``edge_index (2,E)``,
+    ``edge_vectors (E,3)`` [Å], ``edge_lengths (E,)`` [Å], ``batch (N,)`` and ``node_state (N,F)`` (the
+    total-charge/spin embedding, zeros when disabled; hosts add it to their initial features). It returns
+    ``(node_energy (N,) [eV], node_features (N, n_features))``. Energies must be smooth functions of the edge
+    vectors that vanish continuously at ``cutoff``.
+
+    :ivar n_features: F, width of the returned node features.
+    :ivar cutoff: short-range cutoff in Å used to build the graph.
+    """
+
+    n_features: int
+    cutoff: float
+
+    @abc.abstractmethod
+    def forward(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return per-atom energies (N,) in eV and features (N, F)."""
+
+
+def _mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.SiLU(), nn.Linear(n_hidden, n_out))
+
+
+class _Interaction(nn.Module):
+    def __init__(self, n_features: int, n_radial: int, n_angular: int):
+        super().__init__()
+        self.n_angular = n_angular
+        self.filter = _mlp(n_radial, n_features, n_features + n_angular)
+        self.source = nn.Linear(n_features, n_features + n_angular, bias=False)
+        self.update = _mlp(n_features + 2 * n_angular, n_features, n_features)
+
+    def forward(self, h, rbf, weight, edge_index, angular_basis):
+        i, j = edge_index
+        n, f = h.shape
+        messages = self.filter(rbf) * weight[:, None] * self.source(h)[j]
+        parts = [scatter_sum(messages[:, :f], i, n)]
+        if self.n_angular:
+            moments = scatter_sum(messages[:, f:, None] * angular_basis[:, None, :], i, n)
+            parts += [moments[..., :3].square().sum(-1), moments[..., 3:].square().sum(-1)]
+        return h + self.update(torch.cat(parts, dim=-1))
+
+
+def angular_basis(unit: torch.Tensor) -> torch.Tensor:
+    """Orthonormal l = 1 and l = 2 functions of unit vectors: (E, 3) -> (E, 8).
+
+    Columns 0-2 are ``u``; columns 3-7 an orthonormal basis of traceless symmetric tensors ``u u^T - I/3``
+    (``sqrt(3) xy``, ``sqrt(3) xz``, ``sqrt(3) yz``, ``sqrt(3)/2 (x^2 - y^2)``, ``(3 z^2 - 1)/2``), so the squared
+    norms of their neighbour sums are rotation invariants.
+    """
+    x, y, z = unit.unbind(-1)
+    root3 = 3.0**0.5
+    l2 = torch.stack(
+        [root3 * x * y, root3 * x * z, root3 * y * z, 0.5 * root3 * (x * x - y * y), 0.5 * (3.0 * z * z - 1.0)], dim=-1
+    )
+    return torch.cat([unit, l2], dim=-1)
+
+
+class MessagePassingHost(ShortRangeHost):
+    """Invariant moment message-passing network (see the module docstring).
+
+    :param n_species: S, number of species (rows of the species embedding).
+    :param cutoff: cutoff radius in Å.
+    :param n_features: F, node feature width.
+    :param n_radial: K, number of radial basis functions.
+    :param n_interactions: number of interaction layers (1-4).
+    :param radial_basis: ``'bessel'`` or ``'gaussian'``.
+    :param cutoff_function: ``'cosine'`` or ``'polynomial'``.
+    :param angular: include the vector and quadrupole moments (three-body information).
+    :param readout_hidden: hidden width of the per-atom energy readout.
+    """
+
+    def __init__(
+        self,
+        n_species: int,
+        cutoff: float = 5.0,
+        n_features: int = 64,
+        n_radial: int = 8,
+        n_interactions: int = 2,
+        radial_basis: str = 'bessel',
+        cutoff_function: str = 'polynomial',
+        angular: bool = True,
+        readout_hidden: int = 32,
+    ):
+        super().__init__()
+        self.n_features = int(n_features)
+        self.cutoff = float(cutoff)
+        self.embedding = nn.Embedding(n_species, n_features)
+        self.rbf = embeddings.radial_basis(radial_basis, cutoff, n_radial)
+        self.cut = embeddings.cutoff_function(cutoff_function, cutoff)
+        n_angular = min(n_features, 16) if angular else 0
+        self.interactions = nn.ModuleList(_Interaction(n_features, n_radial, n_angular) for _ in range(n_interactions))
+        self.readout = _mlp(n_features, readout_hidden, 1)
+        #: 1 / average number of neighbours, set from training data (normalises the message sums).
+        self.register_buffer('inv_neighbors', torch.tensor(1.0 / 16.0))
+
+    def forward(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """See :class:`ShortRangeHost`."""
+        vectors = data[K.EDGE_VECTORS]
+        lengths = data[K.EDGE_LENGTHS]
+        edge_index = data[K.EDGE_INDEX]
+        h = self.embedding(data[K.SPECIES_INDEX]).to(vectors.dtype)
+        if K.NODE_STATE in data:
+            h = h + data[K.NODE_STATE]
+        rbf = self.rbf(lengths)
+        weight = self.cut(lengths) * self.inv_neighbors.to(vectors.dtype)
+        basis = angular_basis(vectors / lengths[:, None]) if self.interactions[0].n_angular else None
+        for layer in self.interactions:
+            h = layer(h, rbf, weight, edge_index, basis)
+        return self.readout(h).squeeze(-1), h

@@ -1,0 +1,79 @@
+"""Weighted training loss: mean-squared errors of energy per atom, forces, stress, dipole and Born charges."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from les_model import _keys as K
+
+__all__ = ['LossWeights', 'weighted_loss']
+
+
+class LossWeights(dict):
+    """Mapping label key -> weight (see :class:`~les_model.config.TrainConfig`); zero weights are skipped."""
+
+    @classmethod
+    def from_config(cls, config) -> LossWeights:
+        """Read ``energy_weight``, ``forces_weight``, ... from a :class:`~les_model.config.TrainConfig`."""
+        return cls(
+            {
+                K.ENERGY: config.energy_weight,
+                K.FORCES: config.forces_weight,
+                K.STRESS: config.stress_weight,
+                K.DIPOLE: config.dipole_weight,
+                K.BEC: config.bec_weight,
+            }
+        )
+
+    @property
+    def needs_stress(self) -> bool:
+        return self.get(K.STRESS, 0.0) > 0
+
+    @property
+    def needs_bec(self) -> bool:
+        return self.get(K.BEC, 0.0) > 0
+
+
+def _masked_mse(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``diff**2`` over rows where ``mask`` (rows,) is True; 0 if none."""
+    if not bool(mask.any()):
+        return diff.new_zeros(())
+    return diff[mask].square().mean()
+
+
+def weighted_loss(
+    pred: Mapping[str, torch.Tensor], data: Mapping[str, torch.Tensor], weights: Mapping[str, float]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Sum of weighted mean-squared errors over the labels present in ``data``.
+
+    Units of the terms: energy per atom eV^2, forces (eV/Å)^2, stress (eV/Å^3)^2, dipole (e Å)^2, BEC e^2.
+
+    :param pred: model outputs (``energy (B,)``, ``forces (N,3)``, ``stress (B,3,3)``, ``dipole (B,3)``,
+        ``bec (N,3,3)``).
+    :param data: batch with labels and ``*_mask (B,)`` entries.
+    :param weights: label key -> weight.
+    :return: the total loss (scalar) and the unweighted term of each label used.
+    """
+    n_atoms = data[K.N_ATOMS].to(pred[K.ENERGY].dtype)
+    batch = data[K.BATCH]
+    terms: dict[str, torch.Tensor] = {}
+    for key, weight in weights.items():
+        if weight <= 0 or key not in data or key not in pred:
+            continue
+        mask = data[K.MASK_OF[key]]
+        if key == K.ENERGY:
+            diff = (pred[key] - data[key]) / n_atoms
+        elif key in (K.FORCES, K.BEC):
+            diff = (pred[key] - data[key]).reshape(pred[key].shape[0], -1)
+            mask = mask[batch]
+        else:
+            diff = (pred[key] - data[key]).reshape(pred[key].shape[0], -1)
+        terms[key] = _masked_mse(diff, mask)
+    if not terms:
+        raise ValueError(
+            f'no label with a positive weight is present; weights {dict(weights)}, batch keys {list(data)}'
+        )
+    total = sum(weights[k] * v for k, v in terms.items())
+    return total, terms

@@ -1,0 +1,96 @@
+"""Error accumulators (MAE / RMSE over an epoch) and the learning-curve plot.
+
+Reported units: energy per atom in meV/atom, forces in meV/Å, stress in meV/Å^3, dipole in me Å, BEC in me.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from les_model import _keys as K
+
+__all__ = ['ErrorAccumulator', 'plot_learning_curve']
+
+_NAMES = {
+    K.ENERGY: 'energy_per_atom',
+    K.FORCES: 'forces',
+    K.STRESS: 'stress',
+    K.DIPOLE: 'dipole',
+    K.BEC: 'bec',
+}
+
+
+class ErrorAccumulator:
+    """Accumulate absolute and squared errors of every label over batches (state is a plain dict)."""
+
+    def __init__(self, state: Mapping[str, list[float]] | None = None):
+        self.state: dict[str, list[float]] = {k: list(v) for k, v in (state or {}).items()}
+
+    def update(self, pred: Mapping[str, torch.Tensor], data: Mapping[str, torch.Tensor], loss: float) -> None:
+        """Add one batch: errors of every label present (masked), and the batch loss."""
+        abs_sum, sq_sum, count = self.state.setdefault('loss', [0.0, 0.0, 0.0])
+        self.state['loss'] = [abs_sum + loss, sq_sum, count + 1]
+        n_atoms = data[K.N_ATOMS].to(pred[K.ENERGY].dtype)
+        for key, name in _NAMES.items():
+            if key not in data or key not in pred:
+                continue
+            mask = data[K.MASK_OF[key]]
+            diff = (pred[key].detach() - data[key]).reshape(pred[key].shape[0], -1)
+            if key == K.ENERGY:
+                diff = diff / n_atoms[:, None]
+            if key in (K.FORCES, K.BEC):
+                mask = mask[data[K.BATCH]]
+            diff = diff[mask]
+            if diff.numel() == 0:
+                continue
+            entry = self.state.setdefault(name, [0.0, 0.0, 0.0])
+            entry[0] += float(diff.abs().sum())
+            entry[1] += float(diff.square().sum())
+            entry[2] += float(diff.numel())
+
+    def summary(self) -> dict[str, float]:
+        """``{'loss': mean batch loss, '<label>_mae': ..., '<label>_rmse': ...}`` in meV-based units."""
+        out: dict[str, float] = {}
+        for name, (abs_sum, sq_sum, count) in self.state.items():
+            if count == 0:
+                continue
+            if name == 'loss':
+                out['loss'] = abs_sum / count
+                continue
+            out[f'{name}_mae'] = 1000.0 * abs_sum / count
+            out[f'{name}_rmse'] = 1000.0 * (sq_sum / count) ** 0.5
+        return out
+
+
+def plot_learning_curve(members: Sequence[Mapping], path: str | Path) -> Path:
+    """Plot train / validation energy and force RMSE per epoch for every committee member.
+
+    :param members: entries of ``metrics.json['members']`` (each with an ``epochs`` list).
+    :param path: PNG file to write.
+    """
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for panel, (name, unit) in zip(axes, [('energy_per_atom', 'meV/atom'), ('forces', 'meV/Å')], strict=True):
+        for member in members:
+            epochs = member.get('epochs', [])
+            for split, style in (('train', '-'), ('valid', '--')):
+                points = [(e['epoch'], e[split][f'{name}_rmse']) for e in epochs if f'{name}_rmse' in e.get(split, {})]
+                if points:
+                    x, y = zip(*points, strict=True)
+                    panel.plot(x, y, style, label=f'member {member["member"]} {split}')
+        panel.set_xlabel('epoch')
+        panel.set_ylabel(f'{name} RMSE ({unit})')
+        panel.set_yscale('log')
+        if panel.lines:
+            panel.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,202 @@
+"""The les-train / les-md / les-eval programs: files written, exit codes, one-line error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+import pytest
+import yaml
+
+from les_model.cli import evaluate, md, train
+from les_model.cli.exit_codes import ExitCode
+from les_model.data.synthetic import label_point_charges, random_ionic_structures
+
+TINY_MODEL = {
+    'n_features': 8,
+    'n_radial': 4,
+    'readout_hidden': 8,
+    'charge_hidden': 8,
+    'n_interactions': 1,
+    'cutoff': 3.5,
+}
+
+
+def _write(path: Path, mapping: dict) -> Path:
+    path.write_text(yaml.safe_dump(mapping))
+    return path
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A directory with data, a 2-member committee trained by les-train (run as a real subprocess) and configs."""
+    workdir = tmp_path_factory.mktemp('cli')
+    frames = label_point_charges(random_ionic_structures(6, 8, seed=4), {11: 1.0, 17: -1.0})
+    ase.io.write(workdir / 'data.extxyz', frames)
+    start = frames[0].copy()
+    start.calc = None
+    ase.io.write(workdir / 'start.extxyz', start)
+    _write(
+        workdir / 'train.yaml',
+        {
+            'train_file': 'data.extxyz',
+            'epochs': 2,
+            'batch_size': 2,
+            'committee_size': 2,
+            'progress': False,
+            'model': TINY_MODEL,
+        },
+    )
+    exe = shutil.which('les-train', path=str(Path(sys.executable).parent)) or shutil.which('les-train')
+    command = [exe] if exe else [sys.executable, '-m', 'les_model.cli.train']
+    result = subprocess.run(
+        [*command, 'train.yaml', '--device', 'cpu', '--dtype', 'float64'],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, 'OMP_NUM_THREADS': '1'},
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == 'LES-TRAIN FINISHED status=completed'
+    return workdir
+
+
+def test_train_writes_the_file_contract(trained):
+    for name in ('model_0.pt', 'model_1.pt', 'metrics.json', 'checkpoint.pt', 'learning_curve.png'):
+        assert (trained / name).is_file(), name
+    metrics = json.loads((trained / 'metrics.json').read_text())
+    assert metrics['status'] == 'completed'
+    assert len(metrics['members']) == 2
+    assert len(metrics['members'][0]['epochs']) == 2
+
+
+def test_train_resume_continues(trained, tmp_path, monkeypatch):
+    for name in ('data.extxyz', 'checkpoint.pt', 'model_0.pt', 'model_1.pt'):
+        shutil.copy(trained / name, tmp_path / name)
+    config = yaml.safe_load((trained / 'train.yaml').read_text())
+    config['epochs'] = 3
+    _write(tmp_path / 'train.yaml', config)
+    monkeypatch.chdir(tmp_path)
+    assert train.main(['train.yaml', '--resume', '--dtype', 'float64']) == ExitCode.SUCCESS
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    # the checkpoint belonged to member 1: member 0 is kept, member 1 continues from epoch 2 to 3
+    assert [len(m['epochs']) for m in metrics['members']] == [2, 3]
+
+
+def test_invalid_config_exit_code_and_one_line_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / 'train.yaml', {'train_file': 'data.extxyz', 'epochz': 3})
+    assert train.main(['train.yaml']) == ExitCode.INVALID_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith('les-train: ERROR INVALID_CONFIG:')
+    assert "'epochz'" in err[0]
+    assert list(tmp_path.iterdir()) == [tmp_path / 'train.yaml']  # nothing computed
+    _write(tmp_path / 'md.yaml', {'models': ['m.pt'], 'structure': 's.xyz', 'ensemble': 'npt', 'steps': -5})
+    assert md.main(['md.yaml']) == ExitCode.INVALID_CONFIG
+    (tmp_path / 'eval.yaml').write_text('models: [a.pt\n')
+    assert evaluate.main(['eval.yaml']) == ExitCode.INVALID_CONFIG
+    assert train.main(['missing.yaml']) == ExitCode.INPUT_FILE_ERROR
+    _write(tmp_path / 'ok.yaml', {'train_file': 'missing.extxyz'})
+    assert train.main(['ok.yaml']) == ExitCode.INPUT_FILE_ERROR
+
+
+def test_nan_guard_exit_code(trained, tmp_path, monkeypatch, capsys):
+    frames = ase.io.read(trained / 'data.extxyz', ':')
+    frames[1].calc.results['energy'] = float('nan')
+    ase.io.write(tmp_path / 'data.extxyz', frames)
+    _write(
+        tmp_path / 'train.yaml',
+        {'train_file': 'data.extxyz', 'valid_fraction': 0.0, 'batch_size': 6, 'progress': False, 'model': TINY_MODEL},
+    )
+    monkeypatch.chdir(tmp_path)
+    assert train.main(['train.yaml']) == ExitCode.NAN_LOSS
+    assert 'ERROR NAN_LOSS' in capsys.readouterr().err
+
+
+def _md_config(trained, **options):
+    config = {
+        'models': [str(trained / 'model_0.pt'), str(trained / 'model_1.pt')],
+        'structure': str(trained / 'start.extxyz'),
+        'steps': 6,
+        'write_every': 2,
+        'timestep': 1.0,
+        'temperature': 300.0,
+    }
+    config.update(options)
+    return config
+
+
+@pytest.mark.parametrize('ensemble', ['nvt', 'nve', 'npt'])
+def test_md_runs_and_writes_trajectory(trained, tmp_path, monkeypatch, ensemble):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / 'md.yaml', _md_config(trained, ensemble=ensemble))
+    assert md.main(['md.yaml']) == ExitCode.SUCCESS
+    frames = ase.io.read(tmp_path / 'md.extxyz', ':')
+    assert [f.info['les_step'] for f in frames] == [0, 2, 4, 6]
+    assert all(f.info['les_max_force_std'] > 0 for f in frames)
+    assert frames[0].arrays['les_forces'].shape == (8, 3)
+    summary = json.loads((tmp_path / 'md_summary.json').read_text())
+    assert summary['exit_code'] == 0
+    assert summary['steps_completed'] == 6
+    assert summary['committee_size'] == 2
+
+
+@pytest.mark.parametrize(
+    ('options', 'code'),
+    [
+        ({'max_force_std': 1e-6}, ExitCode.MD_UNCERTAIN),
+        ({'min_distance': 2.5}, ExitCode.MD_ATOMS_TOO_CLOSE),
+        ({'max_energy_change': 1e-9, 'temperature': 3000.0}, ExitCode.MD_ENERGY_EXPLODED),
+    ],
+)
+def test_md_stops_with_distinct_exit_codes(trained, tmp_path, monkeypatch, capsys, options, code):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / 'md.yaml', _md_config(trained, **options))
+    assert md.main(['md.yaml']) == code
+    assert f'ERROR {code.name}' in capsys.readouterr().err
+    summary = json.loads((tmp_path / 'md_summary.json').read_text())
+    assert summary['exit_code'] == code
+    assert summary['steps_completed'] < 6
+    frames = ase.io.read(tmp_path / 'md.extxyz', ':')
+    assert frames[-1].info['les_step'] == summary['steps_completed']
+
+
+def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _write(
+        tmp_path / 'eval.yaml',
+        {
+            'models': [str(trained / 'model_0.pt'), str(trained / 'model_1.pt')],
+            'data_file': str(trained / 'data.extxyz'),
+            'compute_bec': True,
+            'batch_size': 4,
+        },
+    )
+    assert evaluate.main(['eval.yaml', '--device', 'cpu']) == ExitCode.SUCCESS
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
+    assert metrics['n_structures'] == 6
+    assert len(metrics['frames']) == 6
+    assert {'energy_per_atom_mae', 'forces_rmse', 'stress_mae'} <= set(metrics['errors'])
+    assert metrics['uncertainty']['max_force_std']['max'] > 0
+    frames = ase.io.read(tmp_path / 'predictions.extxyz', ':')
+    assert len(frames) == 6
+    assert frames[5].arrays['les_forces'].shape == (8, 3)
+    assert frames[5].arrays['les_bec'].shape == (8, 9)
+    assert 'les_max_force_std' in frames[5].info
+    reference = ase.io.read(trained / 'data.extxyz', 5)
+    assert frames[5].get_potential_energy() == pytest.approx(reference.get_potential_energy())  # labels kept
+
+
+def test_incompatible_model_exit_code(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'bad.pt').write_text('junk')
+    _write(tmp_path / 'eval.yaml', {'models': ['bad.pt'], 'data_file': str(trained / 'data.extxyz')})
+    assert evaluate.main(['eval.yaml']) == ExitCode.INCOMPATIBLE_MODEL
