@@ -47,8 +47,9 @@ def fixture_code(aiida_code_installed):
 
     def factory(entry_point_name: str, executable: str | None = None):
         filepath = shutil.which(executable) if executable else None
+        # The label names the executable too, so a `/bin/true` stand-in is never reused as the real program.
         return aiida_code_installed(
-            label=entry_point_name.replace('.', '-'),
+            label=f'{entry_point_name.replace(".", "-")}-{pathlib.Path(filepath or "true").name}',
             default_calc_job_plugin=entry_point_name,
             filepath_executable=filepath or '/bin/true',
         )

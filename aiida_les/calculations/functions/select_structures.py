@@ -1,0 +1,135 @@
+"""select_structures: pick the frames to label from explored candidates, recorded in the provenance graph.
+
+A calcfunction around :func:`aiida_les.selection.select_candidates` (trust window on the committee force deviation,
+charge disagreement, deduplication against the dataset, farthest-point sampling under the budget) with the
+descriptors of :func:`aiida_les.selection.structure_descriptor`. The candidates are any number of MD trajectories
+(``les.md``) or prediction datasets (``les.evaluate``), pooled in natural order of their link labels.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import ase
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+
+from aiida_les.data.dataset import LesDatasetData
+from aiida_les.selection import select_candidates, structure_descriptor
+from aiida_les.utils.conversion import trajectory_to_ase
+
+__all__ = ('DEFAULT_PARAMETERS', 'select_structures')
+
+#: Selection settings; units: eV/Å for the trust levels, e for ``charge_threshold``, Å for the descriptor.
+DEFAULT_PARAMETERS = {
+    'trust_lower': 0.05,
+    'trust_upper': 0.5,
+    'budget': 10,
+    'charge_threshold': None,
+    'uncertainty_key': 'max_force_std',
+    'charge_key': 'max_charge_std',
+    'duplicate_tolerance': 1.0e-3,
+    'cutoff': 5.0,
+    'n_bins': 24,
+    'width': 0.25,
+}
+
+
+def _natural_key(label: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', label)]
+
+
+def _value(atoms: ase.Atoms, key: str) -> float:
+    """Return ``atoms.info[key]`` (or the ``les_``-prefixed entry ``les-eval`` writes) as a float, NaN if absent."""
+    for name in (key, f'les_{key}'):
+        if name in atoms.info:
+            return float(atoms.info[name])
+    return math.nan
+
+
+def _frames_of(label: str, node) -> list[ase.Atoms]:
+    if isinstance(node, orm.TrajectoryData):
+        return trajectory_to_ase(node)
+    if isinstance(node, LesDatasetData):
+        return node.get_ase()
+    raise TypeError(f'candidate `{label}` must be a TrajectoryData or LesDatasetData, got {type(node).__name__}.')
+
+
+def _clean_frame(atoms: ase.Atoms, source: str, index: int, uncertainty: float) -> ase.Atoms:
+    """Return the frame without predictions: numbers, positions, cell, pbc, charge/spin and where it came from."""
+    clean = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    clean.info.update(source=source, source_index=index, selection_force_std=uncertainty)
+    for key in ('total_charge', 'spin_multiplicity'):
+        if key in atoms.info:
+            clean.info[key] = atoms.info[key]
+    return clean
+
+
+@calcfunction
+def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = None, **candidates):
+    """Select frames of ``candidates`` to label.
+
+    :param parameters: overrides of :data:`DEFAULT_PARAMETERS`; ``budget`` may be 0 (nothing is selected).
+    :param reference: the labelled dataset; candidates too close to it are duplicates.
+    :param candidates: TrajectoryData or LesDatasetData nodes carrying the per-frame committee uncertainty
+        ``uncertainty_key`` [eV/Å] (and ``charge_key`` [e] when ``charge_threshold`` is set).
+    :return: ``report`` (Dict: ``n_frames``, ``accurate_fraction``, ``counts`` per class, the selected frames'
+        sources and uncertainties) and, when any frame was selected, ``selected`` (LesDatasetData, unlabelled).
+    :raises ValueError: for unknown parameters, inconsistent trust levels or no candidates.
+    """
+    unknown = sorted(set(parameters.get_dict()) - set(DEFAULT_PARAMETERS))
+    if unknown:
+        raise ValueError(f'select_structures: unknown parameters {unknown}; allowed are {sorted(DEFAULT_PARAMETERS)}.')
+    if not candidates:
+        raise ValueError('select_structures needs at least one candidate trajectory or dataset, got none.')
+    p = {**DEFAULT_PARAMETERS, **parameters.get_dict()}
+
+    pool, sources = [], []
+    for label in sorted(candidates, key=_natural_key):
+        for index, atoms in enumerate(_frames_of(label, candidates[label])):
+            pool.append(atoms)
+            sources.append((label, index))
+    force_std = np.array([_value(atoms, p['uncertainty_key']) for atoms in pool])
+    charge_std = np.array([_value(atoms, p['charge_key']) for atoms in pool])
+    finite = np.isfinite(force_std)  # frames without an uncertainty (or a NaN one) cannot be judged: failed
+    kept = np.flatnonzero(finite)
+
+    reference_frames = reference.get_ase() if reference is not None else []
+    species = sorted({s for atoms in pool + reference_frames for s in atoms.get_chemical_symbols()})
+
+    def describe(frames):
+        if not frames:
+            return np.zeros((0, 0))
+        return np.array([structure_descriptor(a, species, p['cutoff'], p['n_bins'], p['width']) for a in frames])
+
+    charge_threshold = p['charge_threshold']
+    result = select_candidates(
+        force_std[kept],
+        describe([pool[i] for i in kept]),
+        lower=p['trust_lower'],
+        upper=p['trust_upper'],
+        budget=int(p['budget']),
+        charge_std=np.nan_to_num(charge_std[kept], nan=0.0) if charge_threshold is not None else None,
+        charge_threshold=charge_threshold,
+        dataset_descriptors=describe(reference_frames) if reference_frames else None,
+        duplicate_tolerance=p['duplicate_tolerance'],
+    )
+    counts = dict(result.counts)
+    counts['failed'] += int(np.sum(~finite))
+    selected = [int(kept[i]) for i in result.selected]
+    judged = counts['accurate'] + counts['candidate'] + counts['failed']
+    report = {
+        'n_frames': len(pool),
+        'accurate_fraction': counts['accurate'] / judged if judged else 0.0,
+        'counts': counts,
+        'selected_sources': [list(sources[i]) for i in selected],
+        'selected_force_std': [float(force_std[i]) for i in selected],
+        'parameters': p,
+    }
+    outputs = {'report': orm.Dict(report)}
+    if selected:
+        frames = [_clean_frame(pool[i], *sources[i], float(force_std[i])) for i in selected]
+        outputs['selected'] = LesDatasetData.from_ase(frames, filename='selected.extxyz')
+    return outputs

@@ -1,0 +1,174 @@
+"""LesTrainCalculation: train an LES model (or a committee) with ``les-train`` on a labelled dataset."""
+
+from __future__ import annotations
+
+import typing as t
+
+from aiida import orm
+from aiida.common.folders import Folder
+
+from aiida_les.calculations.base import BaseLesCalculation
+from aiida_les.data.dataset import LesDatasetData
+from aiida_les.data.model import LesModelData
+
+__all__ = ('LesTrainCalculation',)
+
+
+class LesTrainCalculation(BaseLesCalculation):
+    """Train an LES potential with ``les-train`` on ``dataset``.
+
+    Warm start: ``parent_model`` (a LesModelData) initialises the weights (``init_model``). Restart after a walltime
+    stop: ``parent_folder`` (the ``remote_folder`` of the stopped run) provides the checkpoint, which is copied (not
+    linked, training overwrites it) and resumed from, bit for bit. When the configuration sets no ``max_walltime``,
+    it is derived from ``metadata.options.max_wallclock_seconds`` with a safety margin, so the program checkpoints
+    and exits (exit code 400) before the scheduler kills it.
+    """
+
+    _KIND = 'train'
+    _DEFAULT_PARSER = 'les.train'
+    _TRAIN_FILENAME = 'train.extxyz'
+    _VALID_FILENAME = 'valid.extxyz'
+    _INIT_MODEL_FILENAME = 'init_model.pt'
+    _MODEL_FILENAME = 'model.pt'
+    _CHECKPOINT_FILENAME = 'checkpoint.pt'
+    _METRICS_FILENAME = 'metrics.json'
+    _LEARNING_CURVE_FILENAME = 'learning_curve.png'
+    _OWNED_KEYS: t.ClassVar[dict[str, str]] = {
+        'train_file': 'dataset',
+        'valid_file': 'validation_dataset',
+        'init_model': 'parent_model',
+        'model_file': '',
+        'device': 'metadata.options.device',
+    }
+    #: Fraction of the scheduler walltime given to the program; the rest is kept for checkpointing and staging.
+    WALLTIME_FRACTION = 0.9
+    #: The program stops at the latest this many seconds before the scheduler walltime.
+    WALLTIME_MARGIN_S = 300.0
+
+    @classmethod
+    def define(cls, spec):
+        """Define the inputs, outputs and exit codes."""
+        super().define(spec)
+        spec.input('dataset', valid_type=LesDatasetData, help='Labelled training data (energies, forces, ...).')
+        spec.input(
+            'validation_dataset',
+            valid_type=LesDatasetData,
+            required=False,
+            help='Validation data; without it `valid_fraction` of `dataset` is held out.',
+        )
+        spec.input(
+            'parent_model',
+            valid_type=LesModelData,
+            required=False,
+            help='Model whose weights initialise the training (warm start, fine-tuning).',
+        )
+        spec.input(
+            'parent_folder',
+            valid_type=orm.RemoteData,
+            required=False,
+            help='Remote folder of a run stopped at its walltime; training resumes from its checkpoint.',
+        )
+        spec.output('model', valid_type=LesModelData, required=False, help='The trained model (committee_size 1).')
+        spec.output_namespace(
+            'models',
+            valid_type=LesModelData,
+            dynamic=True,
+            required=False,
+            help='The trained committee members `member_<i>` (committee_size > 1).',
+        )
+        spec.output('metrics', valid_type=orm.Dict, help='Final errors (energy per atom, forces, ...) and history.')
+        spec.output(
+            'learning_curve',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help='PNG of training and validation loss against epoch.',
+        )
+        spec.default_output_node = 'metrics'
+
+        spec.exit_code(320, 'ERROR_MODEL_FILE_MISSING', message='The model file was not retrieved.')
+        spec.exit_code(321, 'ERROR_METRICS_FILE_MISSING', message='The metrics file was not retrieved.')
+        spec.exit_code(322, 'ERROR_METRICS_FILE_READ', message='The metrics file could not be read: {error}')
+        spec.exit_code(323, 'ERROR_MODEL_FILE_READ', message='The model file could not be read: {error}')
+        spec.exit_code(
+            400,
+            'ERROR_OUT_OF_WALLTIME',
+            message='Training stopped at its walltime and wrote a checkpoint; restart from `remote_folder`.',
+        )
+        spec.exit_code(
+            405,
+            'ERROR_OUT_OF_WALLTIME_NO_CHECKPOINT',
+            message='Training stopped at its walltime but no checkpoint was found.',
+        )
+        spec.exit_code(410, 'ERROR_NAN_LOSS', message='The loss or a gradient became NaN or infinite.')
+
+    @classmethod
+    def placeholder_files(cls, inputs: dict) -> dict[str, t.Any]:
+        """Return the owned keys as the CalcJob will set them."""
+        placeholder = {'train_file': cls._TRAIN_FILENAME, 'model_file': cls._MODEL_FILENAME}
+        if 'validation_dataset' in inputs:
+            placeholder['valid_file'] = cls._VALID_FILENAME
+        if 'parent_model' in inputs:
+            placeholder['init_model'] = cls._INIT_MODEL_FILENAME
+        options = inputs.get('metadata', {}).get('options', {})
+        placeholder['device'] = options.get('device', 'auto')
+        return placeholder
+
+    @classmethod
+    def validate_specific(cls, inputs: dict, config: dict) -> str | None:
+        """Refuse a warm start and a checkpoint restart at once (the checkpoint already holds the weights)."""
+        if 'parent_model' in inputs and 'parent_folder' in inputs:
+            return 'give either `parent_model` (warm start) or `parent_folder` (checkpoint restart), not both.'
+        return None
+
+    def write_input_files(self, folder: Folder) -> tuple[dict[str, t.Any], list, list]:
+        """Copy the datasets and the parent model; copy the checkpoint of ``parent_folder`` on the remote."""
+        owned: dict[str, t.Any] = {'train_file': self._TRAIN_FILENAME, 'model_file': self._MODEL_FILENAME}
+        local_copy_list = [(self.inputs.dataset.uuid, self.inputs.dataset.filename, self._TRAIN_FILENAME)]
+        if 'validation_dataset' in self.inputs:
+            node = self.inputs.validation_dataset
+            local_copy_list.append((node.uuid, node.filename, self._VALID_FILENAME))
+            owned['valid_file'] = self._VALID_FILENAME
+        if 'parent_model' in self.inputs:
+            node = self.inputs.parent_model
+            local_copy_list.append((node.uuid, node.filename, self._INIT_MODEL_FILENAME))
+            owned['init_model'] = self._INIT_MODEL_FILENAME
+        remote_copy_list = []
+        if 'parent_folder' in self.inputs:
+            parent = self.inputs.parent_folder
+            remote_copy_list.append(
+                (
+                    parent.computer.uuid,
+                    f'{parent.get_remote_path()}/{self._CHECKPOINT_FILENAME}',
+                    self._CHECKPOINT_FILENAME,
+                )
+            )
+        return owned, local_copy_list, remote_copy_list
+
+    def build_config(self, owned: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Add ``max_walltime`` from the scheduler walltime when the configuration has none; quiet progress bars."""
+        config = super().build_config(owned)
+        walltime = self.inputs.metadata.options.get('max_wallclock_seconds')
+        if not config.get('max_walltime') and walltime:
+            config['max_walltime'] = float(
+                max(walltime * self.WALLTIME_FRACTION, walltime - self.WALLTIME_MARGIN_S, 1.0)
+            )
+        config.setdefault('progress', False)
+        return config
+
+    def cmdline_params(self) -> list[str]:
+        """``les-train config.yaml`` (plus ``--resume`` when restarting from the copied checkpoint)."""
+        params = [self.inputs.metadata.options.input_filename]
+        if 'parent_folder' in self.inputs:
+            params.append('--resume')
+        return params
+
+    def retrieve_files(self, config: dict[str, t.Any]) -> list[str]:
+        """The model file(s), metrics and learning curve; the checkpoint stays on the remote."""
+        stem = self._MODEL_FILENAME[: -len('.pt')]
+        return [self._MODEL_FILENAME, f'{stem}_*.pt', self._METRICS_FILENAME, self._LEARNING_CURVE_FILENAME]
+
+    def prepare_for_submission(self, folder: Folder):
+        """Also fetch the checkpoint into the temporary retrieved folder, so the parser can see that it exists."""
+        calcinfo = super().prepare_for_submission(folder)
+        calcinfo.retrieve_temporary_list = [self._CHECKPOINT_FILENAME]
+        return calcinfo

@@ -1,0 +1,1 @@
+"""Molecular-dynamics workchains: the restart-aware base workchain around ``les.md``."""

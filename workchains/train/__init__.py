@@ -1,0 +1,1 @@
+"""Training workchains: the restart-aware base workchain around ``les.train``."""
