@@ -12,6 +12,7 @@ MIN_DISTANCE: float = 0.01
 
 __all__ = [
     'MIN_DISTANCE',
+    'NonFiniteError',
     'check_batch',
     'check_cell',
     'check_finite',
@@ -30,6 +31,10 @@ def _check_float(name: str, tensor: torch.Tensor, dtype: torch.dtype, device: to
         raise ValueError(f'{name} must be on device {device} (same as positions), got {tensor.device}')
 
 
+class NonFiniteError(ValueError):
+    """A tensor holds NaN or infinite entries (a model that diverged in training raises this from its inputs)."""
+
+
 def check_finite(name: str, tensor: torch.Tensor) -> None:
     """Raise if ``tensor`` has NaN or infinite entries.
 
@@ -38,7 +43,7 @@ def check_finite(name: str, tensor: torch.Tensor) -> None:
     """
     if tensor.numel() and not bool(torch.isfinite(tensor.detach()).all()):
         n_bad = int((~torch.isfinite(tensor.detach())).sum())
-        raise ValueError(f'{name} must be finite everywhere, found {n_bad} non-finite entries')
+        raise NonFiniteError(f'{name} must be finite everywhere, found {n_bad} non-finite entries')
 
 
 def check_batch(batch: torch.Tensor, n_atoms: int, n_structures: int | None = None) -> int:

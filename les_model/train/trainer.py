@@ -26,6 +26,7 @@ from les_model.data.dataset import StructureDataset, fit_reference_energies
 from les_model.data.neighborlist import neighbor_list
 from les_model.io import load_model, model_to_dict
 from les_model.nn.model import LesModel
+from les_model.nn.validation import NonFiniteError
 from les_model.train.ema import ExponentialMovingAverage
 from les_model.train.loss import LossWeights, weighted_loss
 from les_model.train.metrics import ErrorAccumulator
@@ -259,7 +260,10 @@ class Trainer:
 
     def _train_step(self, batch) -> tuple[dict[str, torch.Tensor], float]:
         self.optimizer.zero_grad(set_to_none=True)
-        pred = self._predict(batch, create_graph=True)
+        try:
+            pred = self._predict(batch, create_graph=True)
+        except NonFiniteError as exc:  # diverged weights give non-finite charges before the loss is formed
+            raise NonFiniteLossError(f'{exc} at epoch {self.epoch}, step {self.step}') from exc
         loss, _ = weighted_loss(pred, batch, self.weights)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f'loss is {loss.item()} at epoch {self.epoch}, step {self.step}')

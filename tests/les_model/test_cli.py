@@ -121,6 +121,16 @@ def test_nan_guard_exit_code(trained, tmp_path, monkeypatch, capsys):
     assert 'ERROR NAN_LOSS' in capsys.readouterr().err
 
 
+def test_diverging_weights_are_a_nan_loss(trained, tmp_path, monkeypatch, capsys):
+    """Weights blown up by a huge learning rate give non-finite charges: still NAN_LOSS, not an input error."""
+    ase.io.write(tmp_path / 'data.extxyz', ase.io.read(trained / 'data.extxyz', ':'))
+    config = {'train_file': 'data.extxyz', 'valid_fraction': 0.0, 'batch_size': 2, 'progress': False}
+    _write(tmp_path / 'train.yaml', {**config, 'lr': 1e30, 'epochs': 3, 'model': TINY_MODEL})
+    monkeypatch.chdir(tmp_path)
+    assert train.main(['train.yaml']) == ExitCode.NAN_LOSS
+    assert 'ERROR NAN_LOSS' in capsys.readouterr().err
+
+
 def _md_config(trained, **options):
     config = {
         'models': [str(trained / 'model_0.pt'), str(trained / 'model_1.pt')],
