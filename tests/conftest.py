@@ -6,6 +6,7 @@ import collections.abc
 import os
 import pathlib
 import shutil
+import sys
 
 import pytest
 
@@ -31,6 +32,17 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+def which(executable: str) -> str | None:
+    """Find ``executable`` on PATH or next to this Python (the venv's programs when the venv is not activated)."""
+    return shutil.which(executable) or shutil.which(executable, path=str(pathlib.Path(sys.executable).parent))
+
+
+@pytest.fixture(scope='session')
+def find_executable():
+    """Return :func:`which`, for tests that register codes with the real programs."""
+    return which
+
+
 @pytest.fixture(scope='session')
 def filepath_tests() -> pathlib.Path:
     """Return the absolute path of the ``tests`` directory."""
@@ -46,7 +58,7 @@ def fixture_code(aiida_code_installed):
     """
 
     def factory(entry_point_name: str, executable: str | None = None):
-        filepath = shutil.which(executable) if executable else None
+        filepath = which(executable) if executable else None
         # The label names the executable too, so a `/bin/true` stand-in is never reused as the real program.
         return aiida_code_installed(
             label=f'{entry_point_name.replace(".", "-")}-{pathlib.Path(filepath or "true").name}',

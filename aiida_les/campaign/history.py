@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 from aiida import orm
+from aiida.common.links import LinkType
 
 CAMPAIGN_PROCESS_TYPE = 'aiida.workflows:les.active_learning'
 _LABEL = re.compile(r'generation_(\d+)_(train|md|evaluate|select|label|merge)')
@@ -28,7 +29,7 @@ def campaign_history(node: orm.WorkChainNode) -> list[dict]:
     ``n_label_failed``, ``dataset_size``.
     """
     rows: dict[int, dict] = {}
-    for link in node.base.links.get_outgoing(link_type=(orm.LinkType.CALL_WORK, orm.LinkType.CALL_CALC)).all():
+    for link in node.base.links.get_outgoing(link_type=(LinkType.CALL_WORK, LinkType.CALL_CALC)).all():
         match = _LABEL.match(link.link_label)
         if not match:
             continue

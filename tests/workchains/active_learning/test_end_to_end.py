@@ -1,0 +1,72 @@
+"""End to end: the demo campaign on the `fast` protocol with the real programs (les-train, les-md, les-eval, CP2K)."""
+
+import importlib.util
+import shutil
+
+import pytest
+from aiida.engine import run_get_node
+
+from aiida_les.campaign import campaign_history, export_campaign
+
+pytestmark = pytest.mark.skipif(shutil.which('cp2k.psmp') is None, reason='CP2K (cp2k.psmp) is not installed')
+
+CODES = {
+    'les-train': ('les-train', 'les.train'),
+    'les-md': ('les-md', 'les.md'),
+    'les-eval': ('les-eval', 'les.evaluate'),
+    'cp2k': ('les-cp2k', 'les.cp2k'),
+}
+
+
+@pytest.fixture
+def demo(filepath_tests):
+    """The `examples/demo.py` module, imported from its file."""
+    spec = importlib.util.spec_from_file_location('demo', filepath_tests.parent / 'examples' / 'demo.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def codes(aiida_code_installed, aiida_localhost, find_executable):
+    """Register the codes under the labels that `aiida-les setup` uses, with the real executables."""
+    aiida_localhost.set_default_mpiprocs_per_machine(1)
+    return {
+        label: aiida_code_installed(
+            label=label,
+            filepath_executable=find_executable(executable),
+            default_calc_job_plugin=plugin,
+            computer=aiida_localhost,
+            prepend_text='export OMP_NUM_THREADS=1',
+        )
+        for label, (executable, plugin) in CODES.items()
+    }
+
+
+def test_fast_campaign(demo, codes, tmp_path):
+    """One generation: initial CP2K labels -> committee -> MD -> held-out evaluation -> selection -> labels."""
+    builder = demo.demo_builder(protocol='fast', overrides={})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+
+    summary = results['summary'].get_dict()
+    assert summary['stop_reason'] in {'converged', 'label_budget', 'max_generations'}
+    assert summary['n_generations'] == 1
+    generation = summary['generations'][0]
+    assert generation['n_md_runs'] == 1
+    assert generation['heldout_forces_rmse_eV_per_A'] > 0
+
+    # Provenance: every label that entered the final dataset came from a CP2K calculation of this campaign.
+    dataset = results['dataset']
+    assert dataset.level_of_theory is not None
+    assert dataset.n_structures == 2 + generation['n_labelled']  # 4 initial frames, 2 held out
+    cp2k_runs = [n for n in node.called_descendants if n.process_type == 'aiida.calculations:les.cp2k']
+    assert sum(n.is_finished_ok for n in cp2k_runs) >= 4 + generation['n_labelled']
+    assert len(results['models']) == 2
+
+    history = campaign_history(node)
+    assert history[0]['n_models'] == 2
+    assert history[0]['n_frames'] > 0
+    written = export_campaign(node, tmp_path / 'export')
+    for key in ('summary', 'dataset', 'learning_curve', 'error_vs_labels', 'uncertainty'):
+        assert written[key].stat().st_size > 0
