@@ -9,6 +9,7 @@ dataset, summary and PNG plots are exported to ``.demo/campaign_<pk>/``.
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import time
 
@@ -54,8 +55,20 @@ def demo_builder(computer: str = 'localhost', protocol: str = 'fast', overrides:
     )
 
 
+class _CampaignReportsOnly(logging.Filter):
+    """Show the campaign's own report lines (and any warning); the sub-processes' lines stay in the database."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or '|LesActiveLearningWorkChain|' in record.getMessage()
+
+
 def main() -> None:
     """Run the campaign in this process (no daemon needed) and export its results."""
+    from aiida.orm.utils.log import DBLogHandler
+
+    for handler in logging.getLogger('aiida').handlers:
+        if not isinstance(handler, DBLogHandler):  # the database keeps every report line
+            handler.addFilter(_CampaignReportsOnly())
     start = time.monotonic()
     results, node = run_get_node(demo_builder())
     elapsed = time.monotonic() - start

@@ -199,8 +199,14 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             message = ', '.join(f'{node.pk} (exit {node.exit_status})' for node in failed)
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_TRAIN.format(message=message)
         self.ctx.models = [node.outputs.model for node in self.ctx.trainings]
-        errors = [node.outputs.metrics.get('final', {}) for node in self.ctx.trainings]
-        self.report(f'generation {self.ctx.generation}: committee trained; final metrics {errors}')
+        finals = [node.outputs.metrics.get('final', {}) for node in self.ctx.trainings]
+        errors = [final.get('valid') or final.get('train') or {} for final in finals]
+        forces = ', '.join(f'{error.get("forces_rmse", float("nan")):.1f}' for error in errors)
+        energies = ', '.join(f'{error.get("energy_per_atom_rmse", float("nan")):.1f}' for error in errors)
+        self.report(
+            f'generation {self.ctx.generation}: committee trained; validation force RMSE [{forces}] meV/Å, '
+            f'energy RMSE [{energies}] meV/atom'
+        )
         return None
 
     def explore(self):
