@@ -13,8 +13,9 @@ class SelectionResult:
 
     :param selected: indices into the pool, in the order picked.
     :param counts: how many frames fell in each class: ``accurate`` (below the lower trust level and no charge
-        signal), ``candidate``, ``failed`` (above the upper trust level: likely unphysical), ``duplicate``
-        (too close to the dataset or to an already selected frame), ``selected``.
+        signal), ``candidate``, ``failed`` (above the upper trust level: likely unphysical), ``fallback`` (accurate
+        frames taken anyway, see ``fallback`` of :func:`select_candidates`), ``duplicate`` (too close to the dataset
+        or to an already selected frame), ``selected``.
     """
 
     selected: list[int]
@@ -66,6 +67,7 @@ def select_candidates(
     charge_threshold: float | None = None,
     dataset_descriptors: np.ndarray | None = None,
     duplicate_tolerance: float = 1e-3,
+    fallback: bool = False,
 ) -> SelectionResult:
     """Select frames to label under a budget.
 
@@ -79,6 +81,9 @@ def select_candidates(
     :param descriptors: ``(n, d)`` structure descriptors of the pool.
     :param charge_std: ``(n,)`` max-over-atoms latent-charge standard deviation per frame, e.
     :param dataset_descriptors: ``(m, d)`` descriptors of the labelled dataset.
+    :param fallback: when no frame is a candidate, take the more uncertain half of the frames below ``upper``
+        instead (counted as ``fallback``). For a committee known to be overconfident (held-out error above target
+        while everything looks accurate), so that a generation still adds information.
     """
     force_std = np.asarray(force_std, dtype=float)
     descriptors = np.asarray(descriptors, dtype=float)
@@ -103,7 +108,11 @@ def select_candidates(
         'accurate': int(np.sum(~is_candidate & ~failed)),
         'candidate': int(np.sum(is_candidate)),
         'failed': int(np.sum(failed)),
+        'fallback': 0,
     }
+    if fallback and not np.any(is_candidate) and np.any(~failed):
+        is_candidate = ~failed & (force_std >= np.median(force_std[~failed]))
+        counts['fallback'] = int(np.sum(is_candidate))
 
     pool = np.flatnonzero(is_candidate)
     unique: list[int] = []

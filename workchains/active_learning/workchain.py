@@ -267,6 +267,9 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         budget = max(0, min(self.ctx.parameters.labels_per_generation, remaining))
         p = self.ctx.parameters
         parameters = {'trust_lower': p.trust_lower, 'trust_upper': p.trust_upper, 'budget': budget}
+        # Everything looks accurate to the committee but the held-out error says otherwise: it is overconfident,
+        # so label its more uncertain frames anyway rather than spend a generation on nothing.
+        parameters['fallback'] = self.ctx.force_error is not None and self.ctx.force_error > p.force_error_target
         if p.charge_threshold is not None:
             parameters['charge_threshold'] = p.charge_threshold
         result = select_structures(

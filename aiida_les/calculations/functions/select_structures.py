@@ -34,6 +34,7 @@ DEFAULT_PARAMETERS = {
     'cutoff': 5.0,
     'n_bins': 24,
     'width': 0.25,
+    'fallback': False,
 }
 
 
@@ -115,6 +116,7 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
         charge_threshold=charge_threshold,
         dataset_descriptors=describe(reference_frames) if reference_frames else None,
         duplicate_tolerance=p['duplicate_tolerance'],
+        fallback=bool(p['fallback']),
     )
     counts = dict(result.counts)
     counts['failed'] += int(np.sum(~finite))

@@ -46,7 +46,7 @@ def test_trust_window_budget_and_counts():
     force_std = np.array([0.01, 0.02, 0.2, 0.3, 0.25, 5.0, 0.4])
     descriptors = np.arange(7, dtype=float)[:, None]
     result = select_candidates(force_std, descriptors, lower=0.1, upper=1.0, budget=2)
-    assert result.counts == {'accurate': 2, 'candidate': 4, 'failed': 1, 'duplicate': 0, 'selected': 2}
+    assert result.counts == {'accurate': 2, 'candidate': 4, 'failed': 1, 'fallback': 0, 'duplicate': 0, 'selected': 2}
     assert set(result.selected) <= {2, 3, 4, 6}
     assert len(result.selected) == 2
     assert result.accurate_fraction == pytest.approx(2 / 7)
@@ -103,3 +103,14 @@ def test_perturbed_copies():
     assert all(copy.info['total_charge'] == 0 for copy in copies)
     again = perturbed_copies(atoms, 4, rattle=0.05, max_strain=0.02, seed=3)
     np.testing.assert_allclose(again[2].positions, copies[2].positions)
+
+
+def test_fallback_takes_the_uncertain_half_when_nothing_is_a_candidate():
+    force_std = np.array([0.001, 0.004, 0.002, 0.003, 9.0])
+    descriptors = np.arange(5, dtype=float)[:, None]
+    strict = select_candidates(force_std, descriptors, lower=0.05, upper=1.0, budget=3)
+    assert strict.selected == []
+    loose = select_candidates(force_std, descriptors, lower=0.05, upper=1.0, budget=3, fallback=True)
+    assert sorted(loose.selected) == [1, 3]  # at or above the median of the non-failed frames; never the failed one
+    assert loose.counts['fallback'] == 2
+    assert loose.counts['accurate'] == 4  # the accurate fraction still reports what the committee believes

@@ -36,7 +36,8 @@ def test_trust_window_budget_and_pooling():
     assert node.is_finished_ok
     report = outputs['report'].get_dict()
     assert report['n_frames'] == 5
-    assert report['counts'] == {'accurate': 1, 'candidate': 3, 'failed': 1, 'duplicate': 0, 'selected': 2}
+    expected = {'accurate': 1, 'candidate': 3, 'failed': 1, 'fallback': 0, 'duplicate': 0, 'selected': 2}
+    assert report['counts'] == expected
     assert report['accurate_fraction'] == pytest.approx(0.2)
     sources = [tuple(source) for source in report['selected_sources']]
     assert len(sources) == 2

@@ -1,0 +1,1 @@
+"""Labelling workchains: the CP2K base restart workchain and the les.label fan-out workchain."""
