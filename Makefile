@@ -17,7 +17,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export MPLBACKEND := Agg
 
-.PHONY: demo test setup install system-deps lint format clean
+.PHONY: demo test setup install system-deps lint format clean cluster-test cluster-up cluster-down
 
 # Drop the machine's pip-config noise about missing local indexes; keep everything else.
 PIP_FILTER := grep -v "is ignored: it is neither a file nor a directory" || true
@@ -51,6 +51,16 @@ test: setup lint
 
 demo: setup
 	$(BIN)/verdi --profile $(PROFILE) run examples/demo.py
+
+# Production stack (PostgreSQL + RabbitMQ + daemon + single-node SLURM; root, Debian): see docs/production.md.
+cluster-up: install
+	bash .ci/cluster/up.sh
+
+cluster-down:
+	bash .ci/cluster/down.sh
+
+cluster-test: cluster-up
+	$(BIN)/pytest -m cluster -s -p no:cacheprovider tests/cluster $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .aiida .demo .pytest_cache .ruff_cache

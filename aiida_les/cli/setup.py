@@ -24,16 +24,32 @@ CODES = {
 }
 
 
+# scheduler -> (aiida scheduler plugin, default computer label)
+SCHEDULERS = {'direct': ('core.direct', 'localhost'), 'slurm': ('core.slurm', 'slurm')}
+
+
 @cmd_root.command('setup')
 @click.option('--profile', 'profile_name', default='les', show_default=True, help='Profile to use; created if missing.')
-@click.option('--computer', 'computer_label', default='localhost', show_default=True, help='Computer for the codes.')
+@click.option(
+    '--computer', 'computer_label', default=None, help='Computer for the codes [default: localhost, or slurm].'
+)
+@click.option(
+    '--scheduler',
+    type=click.Choice(sorted(SCHEDULERS)),
+    default='direct',
+    show_default=True,
+    help='`direct`: run jobs as local processes; `slurm`: submit them with sbatch on this host (core.slurm).',
+)
 @click.option('--mpiprocs', type=int, default=None, help='Default MPI processes per machine [default: CPU count].')
-def cmd_setup(profile_name: str, computer_label: str, mpiprocs: int | None):
+def cmd_setup(profile_name: str, computer_label: str | None, scheduler: str, mpiprocs: int | None):
     """Create (or reuse) a profile, the computer and the les-train/les-md/les-eval/cp2k/ase-label codes.
 
     Safe to run again: existing nodes are reused; a code whose executable moved is relabelled and replaced.
     A new profile uses SQLite and the built-in ZeroMQ broker, so no services are needed; its configuration lives in
-    ``$AIIDA_PATH`` (the Makefile points it inside the checkout).
+    ``$AIIDA_PATH`` (the Makefile points it inside the checkout). With ``--scheduler slurm`` the computer (label
+    ``slurm`` unless ``--computer`` is given) uses the local transport and ``core.slurm``: jobs go through ``sbatch``
+    on this host, so the SLURM controller must be reachable from here. Partitions, walltimes and GPUs are per job
+    (``metadata.options``; see ``aiida_les.utils.resources``).
     """
     from aiida import load_profile
     from aiida.manage.configuration import get_config, reset_config
@@ -44,7 +60,8 @@ def cmd_setup(profile_name: str, computer_label: str, mpiprocs: int | None):
         reset_config()  # the profile was written by another process
     profile = load_profile(profile_name, allow_switch=True)
     echo.echo_report(f'Profile `{profile.name}` loaded (storage {profile.storage_backend}).')
-    computer = _ensure_computer(computer_label, mpiprocs or os.cpu_count() or 1)
+    scheduler_type, default_label = SCHEDULERS[scheduler]
+    computer = _ensure_computer(computer_label or default_label, mpiprocs or os.cpu_count() or 1, scheduler_type)
     codes = [_ensure_code(label, *spec, computer) for label, spec in CODES.items()]
     registered = ', '.join(code.full_label for code in codes if code is not None)
     echo.echo_success(f'Profile `{profile.name}` ready on computer `{computer.label}`; codes: {registered or "none"}.')
@@ -57,30 +74,39 @@ def _run_verdi(*args: str) -> None:
         echo.echo_critical(f'`verdi {" ".join(args)}` failed:\n{completed.stdout}\n{completed.stderr}')
 
 
-def _ensure_computer(label: str, mpiprocs: int):
+def _ensure_computer(label: str, mpiprocs: int, scheduler_type: str = 'core.direct'):
     from aiida import orm
     from aiida.common.exceptions import NotExistent
 
     try:
         computer = orm.load_computer(label)
     except NotExistent:
-        if label != 'localhost':
+        if scheduler_type == 'core.direct' and label != 'localhost':
             echo.echo_critical(f'Computer `{label}` does not exist; set it up with `verdi computer setup` first.')
+        if scheduler_type == 'core.slurm' and shutil.which('sbatch') is None:
+            echo.echo_critical('`--scheduler slurm` needs `sbatch` on PATH (SLURM client tools); none found.')
         from aiida.manage.configuration import get_config
 
         workdir = pathlib.Path(get_config().dirpath) / 'scratch'
         computer = orm.Computer(
             label=label,
             hostname='localhost',
+            description=f'aiida-les: this host, jobs through {scheduler_type}',
             transport_type='core.local',
-            scheduler_type='core.direct',
+            scheduler_type=scheduler_type,
             workdir=str(workdir),
         ).store()
-        echo.echo_report(f'Created computer `{label}` (core.local, core.direct, workdir {workdir}).')
+        echo.echo_report(f'Created computer `{label}` (core.local, {scheduler_type}, workdir {workdir}).')
+    if computer.scheduler_type != scheduler_type:
+        echo.echo_critical(
+            f'Computer `{label}` uses scheduler `{computer.scheduler_type}`, not `{scheduler_type}`; '
+            'pick another --computer label.'
+        )
     if not computer.is_configured:
         computer.configure(safe_interval=0)
     if computer.transport_type == 'core.local':
-        computer.set_minimum_job_poll_interval(1)
+        # squeue is cheap on a local controller; a shared cluster wants a longer interval (verdi computer configure).
+        computer.set_minimum_job_poll_interval(1 if scheduler_type == 'core.direct' else 2)
         computer.set_default_mpiprocs_per_machine(mpiprocs)
     return computer
 
