@@ -33,7 +33,7 @@ DEMO_OVERRIDES = {
         'trust_lower': 0.05,
         'trust_upper': 2.0,
         'accurate_threshold': 0.9,
-        'force_error_target': 0.15,
+        'force_error_target': 0.05,
         'patience': 1,
     },
     # GFN1-xTB forces of NaCl need more than the test-sized model: ~1000 optimiser steps of a 32-feature network.
