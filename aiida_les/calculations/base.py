@@ -211,3 +211,23 @@ def _validate_device(value: str, _) -> str | None:
     if value not in DEVICES:
         return f'device must be one of {list(DEVICES)}, got {value!r}.'
     return None
+
+
+def validate_models(value, _) -> str | None:
+    """The ``models`` namespace needs at least one model."""
+    if value is not None and len(value) == 0:
+        return 'models: give at least one LesModelData (a committee of one is allowed).'
+    return None
+
+
+def committee_filenames(labels) -> list[str]:
+    """Return the file names the committee members get in the working directory, in sorted label order."""
+    return [f'model_{label}.pt' for label in sorted(labels)]
+
+
+def committee_copy_list(models) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Return the member file names and the ``local_copy_list`` entries that stage a ``models`` namespace."""
+    labels = sorted(models)
+    filenames = committee_filenames(labels)
+    copies = [(models[label].uuid, models[label].filename, name) for label, name in zip(labels, filenames, strict=True)]
+    return filenames, copies

@@ -7,8 +7,7 @@ import typing as t
 from aiida import orm
 from aiida.common.folders import Folder
 
-from aiida_les.calculations.base import BaseLesCalculation
-from aiida_les.calculations.md import validate_models
+from aiida_les.calculations.base import BaseLesCalculation, committee_copy_list, committee_filenames, validate_models
 from aiida_les.data.dataset import LesDatasetData
 from aiida_les.data.model import LesModelData
 
@@ -57,16 +56,11 @@ class LesEvaluateCalculation(BaseLesCalculation):
         spec.exit_code(323, 'ERROR_PREDICTIONS_FILE_READ', message='The predictions file could not be read: {error}')
 
     @classmethod
-    def model_filenames(cls, labels) -> list[str]:
-        """Return the file names the models get in the working directory, in sorted label order."""
-        return [f'model_{label}.pt' for label in sorted(labels)]
-
-    @classmethod
     def placeholder_files(cls, inputs: dict) -> dict[str, t.Any]:
         """Return the owned keys as the CalcJob will set them."""
         options = inputs.get('metadata', {}).get('options', {})
         return {
-            'models': cls.model_filenames(inputs.get('models', {}) or {'0': None}),
+            'models': committee_filenames(inputs.get('models', {}) or {'0': None}),
             'data_file': cls._DATA_FILENAME,
             'predictions_file': cls._PREDICTIONS_FILENAME,
             'metrics_file': cls._METRICS_FILENAME,
@@ -75,12 +69,7 @@ class LesEvaluateCalculation(BaseLesCalculation):
 
     def write_input_files(self, folder: Folder) -> tuple[dict[str, t.Any], list, list]:
         """Copy the dataset and the model files."""
-        labels = sorted(self.inputs.models)
-        filenames = self.model_filenames(labels)
-        local_copy_list = [
-            (self.inputs.models[label].uuid, self.inputs.models[label].filename, filename)
-            for label, filename in zip(labels, filenames, strict=True)
-        ]
+        filenames, local_copy_list = committee_copy_list(self.inputs.models)
         local_copy_list.append((self.inputs.dataset.uuid, self.inputs.dataset.filename, self._DATA_FILENAME))
         owned = {
             'models': filenames,

@@ -7,17 +7,10 @@ import typing as t
 from aiida import orm
 from aiida.common.folders import Folder
 
-from aiida_les.calculations.base import BaseLesCalculation
+from aiida_les.calculations.base import BaseLesCalculation, committee_copy_list, committee_filenames, validate_models
 from aiida_les.data.model import LesModelData
 
 __all__ = ('LesMdCalculation',)
-
-
-def validate_models(value, _) -> str | None:
-    """The ``models`` namespace needs at least one model."""
-    if value is not None and len(value) == 0:
-        return 'models: give at least one LesModelData (a committee of one is allowed).'
-    return None
 
 
 class LesMdCalculation(BaseLesCalculation):
@@ -76,16 +69,11 @@ class LesMdCalculation(BaseLesCalculation):
         )
 
     @classmethod
-    def model_filenames(cls, labels) -> list[str]:
-        """Return the file names the committee members get in the working directory, in sorted label order."""
-        return [f'model_{label}.pt' for label in sorted(labels)]
-
-    @classmethod
     def placeholder_files(cls, inputs: dict) -> dict[str, t.Any]:
         """Return the owned keys as the CalcJob will set them."""
         options = inputs.get('metadata', {}).get('options', {})
         return {
-            'models': cls.model_filenames(inputs.get('models', {}) or {'0': None}),
+            'models': committee_filenames(inputs.get('models', {}) or {'0': None}),
             'structure': cls._STRUCTURE_FILENAME,
             'trajectory_file': cls._TRAJECTORY_FILENAME,
             'summary_file': cls._SUMMARY_FILENAME,
@@ -97,12 +85,7 @@ class LesMdCalculation(BaseLesCalculation):
         atoms = self.inputs.structure.get_ase()
         with folder.open(self._STRUCTURE_FILENAME, 'w', encoding='utf-8') as handle:
             atoms.write(handle, format='extxyz')
-        labels = sorted(self.inputs.models)
-        filenames = self.model_filenames(labels)
-        local_copy_list = [
-            (self.inputs.models[label].uuid, self.inputs.models[label].filename, filename)
-            for label, filename in zip(labels, filenames, strict=True)
-        ]
+        filenames, local_copy_list = committee_copy_list(self.inputs.models)
         owned = {
             'models': filenames,
             'structure': self._STRUCTURE_FILENAME,

@@ -12,13 +12,14 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 from aiida.plugins import CalculationFactory
 
 from workchains.protocols.utils import ProtocolMixin
+from workchains.reporting import ErrorReportMixin
 
 __all__ = ('LesCp2kBaseWorkChain',)
 
 LesCp2kCalculation = CalculationFactory('les.cp2k')
 
 
-class LesCp2kBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
+class LesCp2kBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain):
     """Label one structure with ``les.cp2k``, restarting on walltime and memory failures."""
 
     _process_class = LesCp2kCalculation
@@ -103,11 +104,6 @@ class LesCp2kBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
         """Copy the exposed CalcJob inputs into the context."""
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(LesCp2kCalculation, 'cp2k'))
-
-    def report_error_handled(self, calculation, action: str) -> None:
-        """Report the failure of ``calculation`` and the ``action`` taken."""
-        self.report(f'{calculation.process_label}<{calculation.pk}> failed with exit status {calculation.exit_status}')
-        self.report(f'Action taken: {action}')
 
     @process_handler(priority=600, exit_codes=[LesCp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME])
     def handle_out_of_walltime(self, calculation):

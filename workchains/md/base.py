@@ -8,6 +8,7 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 from aiida.plugins import CalculationFactory
 
 from workchains.protocols.utils import ProtocolMixin
+from workchains.reporting import ErrorReportMixin
 
 __all__ = ('LesMdBaseWorkChain',)
 
@@ -22,7 +23,7 @@ def validate_inputs(inputs, ctx) -> str | None:
     return LesMdCalculation.check_config({**inputs.get('md', {}), 'structure': inputs.get('structure')})
 
 
-class LesMdBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
+class LesMdBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain):
     """Run committee MD with ``les.md``, handling the failures the program reports.
 
     - unphysical dynamics (420: atoms too close, energy exploding): rerun from the starting structure with the time
@@ -105,12 +106,6 @@ class LesMdBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(LesMdCalculation, 'md'))
         self.ctx.inputs.structure = self.inputs.structure
-
-    def report_error_handled(self, calculation, action: str) -> None:
-        """Report the failure of ``calculation`` and the ``action`` taken."""
-        status = calculation.exit_status
-        self.report(f'{calculation.process_label}<{calculation.pk}> finished with exit status {status}')
-        self.report(f'Action taken: {action}')
 
     @process_handler(
         priority=600,

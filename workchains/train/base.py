@@ -9,6 +9,7 @@ from aiida.plugins import CalculationFactory
 
 from aiida_les.data.dataset import LesDatasetData
 from workchains.protocols.utils import ProtocolMixin
+from workchains.reporting import ErrorReportMixin
 
 __all__ = ('LesTrainBaseWorkChain',)
 
@@ -23,7 +24,7 @@ def validate_inputs(inputs, ctx) -> str | None:
     return LesTrainCalculation.check_config({**inputs.get('train', {}), 'dataset': inputs.get('dataset')})
 
 
-class LesTrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
+class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain):
     """Train an LES model with ``les.train``, handling the failures the program reports.
 
     - out of walltime with a checkpoint (400): resume from the checkpoint in the ``remote_folder``;
@@ -123,12 +124,6 @@ class LesTrainBaseWorkChain(ProtocolMixin, BaseRestartWorkChain):
         super().setup()
         self.ctx.inputs = AttributeDict(self.exposed_inputs(LesTrainCalculation, 'train'))
         self.ctx.inputs.dataset = self.inputs.dataset
-
-    def report_error_handled(self, calculation, action: str) -> None:
-        """Report the failure of ``calculation`` and the ``action`` taken."""
-        status = calculation.exit_status
-        self.report(f'{calculation.process_label}<{calculation.pk}> finished with exit status {status}')
-        self.report(f'Action taken: {action}')
 
     def _config(self) -> dict:
         return self.ctx.inputs.config.get_dict() if 'config' in self.ctx.inputs else {}
