@@ -28,26 +28,10 @@ import tempfile
 import time
 
 import ase.io
-import numpy as np
 from ase import Atoms
-from ase.build import bulk, molecule
+from ase.build import bulk
 
-
-def water_box(n_molecules: int = 8, density: float = 1.0, seed: int = 0) -> Atoms:
-    """Return a cubic box of ``n_molecules`` randomly oriented water molecules on a grid (density in g/cm^3)."""
-    rng = np.random.default_rng(seed)
-    mass = n_molecules * 18.015 / 6.02214076e23  # g
-    length = (mass / density * 1e24) ** (1 / 3)  # Å
-    per_side = int(np.ceil(n_molecules ** (1 / 3)))
-    spacing = length / per_side
-    box = Atoms(cell=[length] * 3, pbc=True)
-    sites = [(i, j, k) for i in range(per_side) for j in range(per_side) for k in range(per_side)][:n_molecules]
-    for site in sites:
-        water = molecule('H2O')
-        water.rotate(rng.uniform(0, 360), rng.normal(size=3))
-        water.translate((np.array(site) + 0.5) * spacing - water.get_center_of_mass())
-        box += water
-    return box
+from les_model.data.synthetic import water_like_box
 
 
 def nacl_cell(seed: int = 0) -> Atoms:
@@ -126,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.structures:
         systems = {path.name: ase.io.read(path) for path in args.structures}
     else:
-        builders = {'water': ('water box (24 atoms)', water_box), 'nacl': ('NaCl (64 atoms)', nacl_cell)}
+        builders = {
+            'water': ('water box (24 atoms)', lambda: water_like_box(8)),
+            'nacl': ('NaCl (64 atoms)', nacl_cell),
+        }
         systems = {builders[key][0]: builders[key][1]() for key in args.systems}
     with tempfile.TemporaryDirectory(prefix='les-labelling-') as workdir:
         code = setup_profile(pathlib.Path(workdir), args.np_procs)

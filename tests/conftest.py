@@ -207,3 +207,134 @@ def serialize_builder():
         return to_plain(builder._inputs(prune=True))
 
     return serialize
+
+
+@pytest.fixture
+def run_aiida_les():
+    """Return a function that invokes the ``aiida-les`` command in this process and returns the click result.
+
+    A ``verdi``-style command reconfigures logging for a terminal (no database handler) once per process; that is undone
+    afterwards, so later tests still find their processes' report lines in the database.
+    """
+    from aiida.common import log
+    from click.testing import CliRunner
+
+    from aiida_les.cli import cmd_root
+
+    def invoke(*args):
+        active, level = log.CLI_ACTIVE, log.CLI_LOG_LEVEL
+        try:
+            return CliRunner().invoke(cmd_root, [str(arg) for arg in args], catch_exceptions=False)
+        finally:
+            log.CLI_ACTIVE, log.CLI_LOG_LEVEL = active, level
+            log.configure_logging(with_orm=True)
+
+    return invoke
+
+
+@pytest.fixture
+def generate_campaign_node(fixture_code, generate_structure, generate_dataset, generate_workchain):
+    """Return a factory for a stored ``les.active_learning`` node with the children a real campaign leaves.
+
+    The campaign has real inputs (``fast`` protocol, one NaCl seed), labelled its 4 initial frames (2 held out) and ran
+    ``complete`` generations of 3 labels each (2 models, 1 MD run, evaluation, selection, labelling, merge). With
+    ``interrupted=True`` the next generation stopped after training (the campaign stays ``waiting``, as when its
+    process is killed); otherwise the campaign finished with its outputs. Datasets carry the level of theory of the
+    ``fast`` CP2K labels.
+    """
+
+    def factory(complete: int = 1, interrupted: bool = False, parameters: dict | None = None):
+        import io
+
+        from aiida import orm
+        from aiida.common.links import LinkType
+        from aiida.engine import ProcessState
+        from aiida.plugins import DataFactory, WorkflowFactory
+
+        from workchains.active_learning.restart import label_level_of_theory
+
+        dataset_class, model_class = DataFactory('les.dataset'), DataFactory('les.model')
+        codes = {
+            'train': fixture_code('les.train', 'les-train'),
+            'md': fixture_code('les.md', 'les-md'),
+            'evaluate': fixture_code('les.evaluate', 'les-eval'),
+            'label': fixture_code('les.cp2k', 'les-cp2k'),
+        }
+        builder = WorkflowFactory('les.active_learning').get_builder_from_protocol(
+            codes,
+            {'nacl': generate_structure('NaCl')},
+            protocol='fast',
+            overrides={'parameters': parameters or {}},
+        )
+        level = label_level_of_theory(builder.label)
+        campaign = generate_workchain('les.active_learning', builder._inputs(prune=True)).node
+        counter = iter(range(10_000))
+
+        def dataset(n_frames: int, labelled: bool = True):
+            frames = generate_dataset(n_frames, seed=100 * next(counter)).get_ase()
+            for atoms in frames:
+                if labelled:
+                    atoms.info['level_of_theory'] = level
+            return dataset_class.from_ase(frames)
+
+        def child(node_class, link_label: str, outputs: dict, exit_status: int | None = 0):
+            is_work = issubclass(node_class, orm.WorkflowNode)
+            node = node_class()
+            if exit_status is None:
+                node.set_process_state(ProcessState.WAITING)
+            else:
+                node.set_process_state(ProcessState.FINISHED)
+                node.set_exit_status(exit_status)
+            call = LinkType.CALL_WORK if is_work else LinkType.CALL_CALC
+            node.base.links.add_incoming(campaign, call, link_label)
+            node.store()
+            for name, output in outputs.items():
+                if is_work:  # a workflow returns data created elsewhere
+                    output.store()
+                output.base.links.add_incoming(node, LinkType.RETURN if is_work else LinkType.CREATE, name)
+                output.store()
+            return node
+
+        def train(generation: int, member: int):
+            model = model_class(io.BytesIO(f'model {generation} {member}'.encode()), model_config={})
+            metrics = orm.Dict({'final': {'valid': {'forces_rmse': 300.0}}})
+            link = f'generation_{generation:02d}_train_{member}'
+            return child(orm.WorkflowNode, link, {'model': model, 'metrics': metrics}).outputs.model
+
+        initial = dataset(4)
+        child(orm.WorkflowNode, 'initial_labels', {'labelled': initial})
+        split = child(orm.CalcFunctionNode, 'split_initial', {'train': dataset(2), 'validation': dataset(2)})
+        current, models, rows = split.outputs.train, [], []
+        for generation in range(complete):
+            models = [train(generation, member) for member in range(2)]
+            prefix = f'generation_{generation:02d}'
+            child(orm.WorkflowNode, f'{prefix}_md_nacl_300K', {'output_parameters': orm.Dict({})})
+            metrics = orm.Dict({'errors': {'forces_rmse': 250.0, 'energy_per_atom_rmse': 12.0}})
+            child(orm.CalcJobNode, f'{prefix}_evaluate', {'metrics': metrics})
+            report = {'n_frames': 21, 'accurate_fraction': 0.5, 'counts': {'candidate': 10}}
+            child(orm.CalcFunctionNode, f'{prefix}_select', {'report': orm.Dict(report), 'selected': dataset(3, False)})
+            labels = dataset(3)
+            label_report = orm.Dict({'n_failed': 0, 'failures': []})
+            child(orm.WorkflowNode, f'{prefix}_label', {'labelled': labels, 'report': label_report})
+            frames = current.get_ase() + labels.get_ase()
+            merge = child(orm.CalcFunctionNode, f'{prefix}_merge', {'result': dataset_class.from_ase(frames)})
+            current = merge.outputs.result
+            rows.append({'generation': generation, 'n_labelled': 3, 'accurate_fraction': 0.5, 'stopping': 'stop'})
+        if interrupted:
+            for member in range(2):
+                train(complete, member)
+            campaign.set_process_state(ProcessState.WAITING)
+            return campaign
+        for index, model in enumerate(models):
+            model.base.links.add_incoming(campaign, LinkType.RETURN, f'models__member_{index}')
+        current.base.links.add_incoming(campaign, LinkType.RETURN, 'dataset')
+        split.outputs.validation.base.links.add_incoming(campaign, LinkType.RETURN, 'validation_dataset')
+        summary = {'stop_reason': 'max_generations', 'n_generations': complete, 'generations': rows}
+        summary = child(orm.CalcFunctionNode, 'summary', {'result': orm.Dict(summary)}).outputs.result
+        summary.base.links.add_incoming(campaign, LinkType.RETURN, 'summary')
+        campaign.set_process_state(ProcessState.FINISHED)
+        campaign.set_exit_status(0)
+        campaign.seal()
+        return campaign
+
+    return factory

@@ -1,4 +1,4 @@
-"""LesCp2kCalculation: label one structure (energy, forces, stress, charges) with CP2K run under custodian.
+"""LesCp2kCalculation: label one structure (energy, forces, stress, charges, dipole, Born charges) with CP2K.
 
 The job runs our ``les-cp2k`` program (the code's executable, serial: ``withmpi`` is False), which starts CP2K
 itself with the command ``<mpi_launcher> <cp2k_executable> -i aiida.inp``:
@@ -9,7 +9,9 @@ itself with the command ``<mpi_launcher> <cp2k_executable> -i aiida.inp``:
 
 The CalcJob writes ``aiida.inp`` (the CP2K input, for reading and regression tests) and ``les_cp2k.json`` (the
 nested input, the command, the correction ladder and the time budget for the runner); it retrieves the final
-``aiida.inp`` (after corrections), ``aiida.out``, ``corrections.json``, ``cp2k.err`` and the runner log.
+``aiida.inp`` (after corrections), ``aiida.out``, ``corrections.json``, ``cp2k.err`` and the runner log; with
+``parameters.bec`` also ``bec.json`` (every displaced single point: energy, dipole, charges, SCF) and the log of
+the farming run that computed them (the 6N displaced inputs and outputs stay in the remote folder).
 Units of every output: eV, Å, e (see :class:`aiida_les.parsers.cp2k.LesCp2kParser`).
 """
 
@@ -22,19 +24,27 @@ from aiida.common import CalcInfo, CodeInfo
 from aiida.engine import CalcJob
 
 from aiida_les.data.dataset import LesDatasetData
-from aiida_les.labelling.cp2k_input import build_cp2k_input, render_cp2k_input
+from aiida_les.labelling import cp2k_bec
+from aiida_les.labelling.cp2k_input import DEFAULT_BEC_DISPLACEMENT, build_cp2k_input, render_cp2k_input
 from aiida_les.labelling.validation import check_structure
 
 __all__ = ('LesCp2kCalculation',)
 
 
 def validate_parameters(value: orm.Dict, _ctx) -> str | None:
-    """Check protocol parameters: known keys, and either ``xtb`` or a ``kinds`` table."""
+    """Check protocol parameters: known keys, either ``xtb`` or a ``kinds`` table, the response-label switches."""
     known = {'protocol', 'method', 'xtb', 'kinds', 'force_eval', 'min_distance', 'min_cell_width', 'vacuum'}
+    known |= {'dipole', 'bec', 'bec_displacement'}
     parameters = value.get_dict()
     unknown = sorted(set(parameters) - known)
     if unknown:
         return f'Unknown keys {unknown} in `parameters`; expected a subset of {sorted(known)}.'
+    for switch in ('dipole', 'bec'):
+        if not isinstance(parameters.get(switch, False), bool):
+            return f'`parameters.{switch}` must be true or false, got {parameters[switch]!r}.'
+    displacement = parameters.get('bec_displacement', DEFAULT_BEC_DISPLACEMENT)
+    if isinstance(displacement, bool) or not isinstance(displacement, int | float) or not 0 < displacement <= 0.1:
+        return f'`parameters.bec_displacement` must be a number in (0, 0.1] Å, got {displacement!r}.'
     if not parameters.get('xtb') and not parameters.get('kinds'):
         return '`parameters` needs either `xtb: true` or a `kinds` table (element -> basis_set, potential).'
     for element, kind in (parameters.get('kinds') or {}).items():
@@ -137,6 +147,12 @@ class LesCp2kCalculation(CalcJob):
             required=False,
             help='One-frame labelled extxyz with level_of_theory.',
         )
+        spec.output(
+            'born_charges',
+            valid_type=orm.ArrayData,
+            required=False,
+            help='Array `born_charges` (n_atoms, 3, 3) in e, Z*[k, a, b] = d mu_a / d u_kb (with `parameters.bec`).',
+        )
         spec.default_output_node = 'output_parameters'
 
         spec.exit_code(302, 'ERROR_OUTPUT_STDOUT_MISSING', message='The CP2K output file was not retrieved.')
@@ -146,6 +162,9 @@ class LesCp2kCalculation(CalcJob):
         spec.exit_code(313, 'ERROR_OUTPUT_INCONSISTENT', message='Parsed arrays do not match the structure: {message}')
         spec.exit_code(314, 'ERROR_UNEXPECTED_UNITS', message='CP2K printed unexpected units: {message}')
         spec.exit_code(320, 'ERROR_CORRECTIONS_FILE_MISSING', message='The runner file corrections.json is missing.')
+        spec.exit_code(
+            321, 'ERROR_BEC_FILE_MISSING', message='The Born-charge record bec.json is missing or unreadable.'
+        )
         spec.exit_code(400, 'ERROR_OUT_OF_WALLTIME', message='The calculation stopped at the time limit.')
         spec.exit_code(
             410, 'ERROR_SCF_NOT_CONVERGED', message='The SCF did not converge after all corrections: {message}'
@@ -160,6 +179,9 @@ class LesCp2kCalculation(CalcJob):
         )
         spec.exit_code(430, 'ERROR_OUT_OF_MEMORY', message='CP2K ran out of memory.')
         spec.exit_code(440, 'ERROR_CP2K_ABORTED', message='CP2K aborted: {message}')
+        spec.exit_code(
+            450, 'ERROR_BEC_FAILED', message='The finite-difference Born effective charges failed: {message}'
+        )
 
     def _cp2k_command(self) -> list[str]:
         """Return the CP2K command line: the MPI launcher (with the job's MPI process count) and the binary."""
@@ -194,7 +216,10 @@ class LesCp2kCalculation(CalcJob):
             'max_corrections': settings.get('max_corrections', 5),
             'ladder': settings.get('ladder'),
             'time_budget': 0.9 * walltime if walltime else None,
+            'bec': None,
         }
+        if parameters.get('bec'):
+            runner['bec'] = {'displacement': float(parameters.get('bec_displacement', DEFAULT_BEC_DISPLACEMENT))}
         with folder.open(self._INPUT_FILE, 'w') as handle:
             handle.write(render_cp2k_input(sections))
         with folder.open(self._SETTINGS_FILE, 'w') as handle:
@@ -215,4 +240,6 @@ class LesCp2kCalculation(CalcJob):
             self._STDERR_FILE,
             self._RUNNER_LOG,
         ]
+        if parameters.get('bec'):
+            calcinfo.retrieve_list += [cp2k_bec.RECORD_FILE, cp2k_bec.FARMING_OUTPUT]
         return calcinfo

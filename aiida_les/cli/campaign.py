@@ -1,4 +1,4 @@
-"""``aiida-les campaign list|show|export``: follow and collect active-learning campaigns."""
+"""``aiida-les campaign list|show|export|extend``: follow, collect and continue active-learning campaigns."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ def campaign_show(process):
     from tabulate import tabulate
 
     from aiida_les.campaign import campaign_history
+    from aiida_les.campaign.history import previous_campaign
 
     rows = []
     for row in campaign_history(process):
@@ -59,6 +60,7 @@ def campaign_show(process):
         rows.append(
             [
                 row['generation'],
+                row['campaign'],
                 row['n_models'],
                 f'{row["n_md"]} ({row["n_md_failed"]} failed)',
                 row['n_frames'],
@@ -72,8 +74,12 @@ def campaign_show(process):
             ]
         )
     echo.echo(f'Campaign {process.pk}: {process.process_state.value}, exit status {process.exit_status}')
+    previous = previous_campaign(process)
+    if previous is not None:
+        echo.echo(f'Continues campaign {previous.pk}; its generations come first (column Campaign).')
     headers = [
         'Gen',
+        'Campaign',
         'Models',
         'MD',
         'Frames',
@@ -101,3 +107,114 @@ def campaign_export(process, output):
     written = export_campaign(process, output or pathlib.Path(f'campaign_{process.pk}'))
     for what, path in written.items():
         echo.echo(f'{what:>20}: {path}')
+
+
+@campaign.command('extend')
+@arguments.PROCESS()
+@click.option(
+    '-b',
+    '--label-budget',
+    type=click.IntRange(min=1),
+    default=None,
+    help='DFT labels the new run may add to those used so far [default: a killed campaign keeps its budget].',
+)
+@click.option(
+    '-g',
+    '--max-generations',
+    type=click.IntRange(min=1),
+    default=None,
+    help='Generations the new run may add [default: as many as the budget fills; a killed campaign keeps its limit].',
+)
+@click.option('--run', 'run_here', is_flag=True, help='Run in this process until it ends instead of submitting.')
+@click.option('--use-cache', is_flag=True, help='With --run: reuse finished calculations through AiiDA caching.')
+@click.option('-f', '--force', is_flag=True, help='Continue a campaign still marked running whose process died.')
+@click.option('--dry-run', is_flag=True, help='Say what would be reused and the new limits; start nothing.')
+@decorators.with_dbenv()
+def campaign_extend(process, label_budget, max_generations, run_here, use_cache, force, dry_run):
+    """Continue a killed campaign, or extend a finished one, from its last complete generation.
+
+    The new campaign starts from the previous one's dataset, held-out set and committee, continues its generation
+    numbering and relabels nothing. Without --run it is submitted to the daemon. Prints the new campaign's PK.
+    """
+    from aiida.plugins import WorkflowFactory
+
+    from aiida_les.campaign import campaign_state
+
+    if not process.is_terminated and not force:
+        echo.echo_critical(
+            f'Campaign {process.pk} is still {process.process_state.value}. If its process died (killed or lost), '
+            f'pass --force; if it is alive, stop it first: verdi process kill {process.pk}'
+        )
+    if use_cache and not run_here:
+        echo.echo_critical(
+            '--use-cache needs --run: daemon workers follow the profile setting '
+            '(verdi config set caching.default_enabled True, then verdi daemon restart).'
+        )
+    try:
+        state = campaign_state(process)
+        builder = WorkflowFactory('les.active_learning').get_builder_restart(
+            process, extra_label_budget=label_budget, extra_generations=max_generations
+        )
+    except ValueError as exception:
+        echo.echo_critical(str(exception))
+    parameters = builder.parameters.get_dict()
+    echo.echo_report(f'Reused {state.describe()}.')
+    echo.echo_report(
+        f'New campaign: generations {state.generation} to {parameters["max_generations"] - 1} at most, label budget '
+        f'{parameters["label_budget"]} ({state.labels_used} used so far).'
+    )
+    if dry_run:
+        return
+    if run_here:
+        _run_here(builder, use_cache)
+    else:
+        _submit(builder)
+
+
+def _run_here(builder, use_cache: bool) -> None:
+    """Run the campaign in this interpreter (no daemon needed), printing its PK first; Ctrl-C kills it cleanly."""
+    import contextlib
+    import signal
+
+    from aiida.common.log import configure_logging
+    from aiida.engine import utils
+    from aiida.manage import get_manager
+    from aiida.manage.caching import enable_caching
+
+    manager = get_manager()
+    # Report lines go to the database (and the profile log), as under `verdi run`, whatever configured logging last.
+    log_file = manager.get_config().filepaths(manager.get_profile())['profile']['log']
+    configure_logging(with_orm=True, daemon_log_file=log_file)
+    runner = manager.get_runner()
+    with enable_caching() if use_cache else contextlib.nullcontext(), utils.loop_scope(runner.loop):
+        process = runner.instantiate_process(builder)
+        echo.echo(f'Running campaign {process.node.pk} in this process.')
+
+        def kill(_signal, _frame):
+            process.kill(msg_text='Killed because `aiida-les campaign extend --run` was interrupted.')
+
+        previous = {number: signal.signal(number, kill) for number in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            process.execute()
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+    node = process.node
+    if node.is_finished_ok:
+        echo.echo_success(f'Campaign {node.pk} finished: {node.outputs.summary["stop_reason"]}.')
+    else:
+        echo.echo_critical(f'Campaign {node.pk} ended {node.process_state.value}, exit status {node.exit_status}.')
+
+
+def _submit(builder) -> None:
+    """Submit the campaign to the daemon of this profile."""
+    from aiida.engine import submit
+    from aiida.engine.daemon.client import get_daemon_client
+    from aiida.manage import get_manager
+
+    if get_manager().get_profile().process_control_backend is None:
+        echo.echo_critical('This profile has no broker, so nothing can be submitted: use --run.')
+    node = submit(builder)
+    echo.echo_success(f'Submitted campaign {node.pk} to the daemon.')
+    if not get_daemon_client().is_daemon_running:
+        echo.echo_warning('The daemon is not running: start it with `verdi daemon start`.')

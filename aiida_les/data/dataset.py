@@ -100,7 +100,8 @@ def _labels_of(atoms: ase.Atoms) -> list[str]:
     found = [key for key in _FRAME_LABELS if key in atoms.info]
     found += [key for key in _ATOM_LABELS if key in atoms.arrays]
     if atoms.calc is not None:
-        found += [key for key in ('energy', 'forces', 'stress') if key in atoms.calc.results]
+        # ase's extxyz reader moves calculator properties (``dipole`` too) from info/arrays into the calculator.
+        found += [key for key in ('energy', 'forces', 'stress', 'dipole') if key in atoms.calc.results]
     return found
 
 

@@ -13,12 +13,19 @@ from aiida import orm
 __all__ = ('LesModelData',)
 
 
+#: First bytes of a ``torch.save`` archive (a zip file): the format of every file ``les_model`` writes.
+_TORCH_ARCHIVE_MAGIC = b'PK\x03\x04'
+
+
 class LesModelData(orm.SinglefileData):
     """A saved LES model (the file written by ``les-train``).
 
     Attributes (queryable): ``sha256`` of the file, ``les_model_version`` that wrote it, ``model_config`` (dict),
-    ``species`` (list of element symbols) when the file declares them. The file itself is read by
-    :func:`les_model.io.load_model`; AiiDA never unpickles it except in :meth:`get_calculator`.
+    ``species`` (list of element symbols) when the file declares them. A torch archive is read once on creation
+    (:func:`les_model.io.read_model_file`, tensors only, nothing executed): it must be a ``les_model`` model file of
+    the format version this ``les_model`` reads, and its version, configuration and species fill the attributes not
+    given explicitly. Content that is not a torch archive is stored unchecked (the programs check it when they load
+    it). Models are built from the file only in :meth:`get_calculator`.
     """
 
     DEFAULT_FILENAME = 'model.pt'
@@ -46,7 +53,12 @@ class LesModelData(orm.SinglefileData):
             content = file.read()
         if not content:
             raise ValueError('The model file is empty.')
-        super().__init__(io.BytesIO(content), filename=filename or self.DEFAULT_FILENAME, **kwargs)
+        filename = filename or self.DEFAULT_FILENAME
+        header = _read_header(content, filename) if content.startswith(_TORCH_ARCHIVE_MAGIC) else {}
+        les_model_version = les_model_version or header.get('les_model_version')
+        model_config = model_config if model_config is not None else header.get('model_config')
+        species = species or header.get('species')
+        super().__init__(io.BytesIO(content), filename=filename, **kwargs)
         if les_model_version is None:
             from les_model import __version__ as les_model_version
         self.base.attributes.set('sha256', hashlib.sha256(content).hexdigest())
@@ -90,3 +102,30 @@ class LesModelData(orm.SinglefileData):
             filepath = pathlib.Path(dirpath) / self.filename
             filepath.write_bytes(self.get_content(mode='rb'))
             return LesCalculator(model_paths=[str(filepath)], device=device, **kwargs)
+
+
+def _read_header(content: bytes, filename: str) -> dict:
+    """Return ``les_model_version``, ``model_config`` and ``species`` (element symbols) of a model file's bytes.
+
+    :raises ValueError: (:class:`les_model.io.IncompatibleModelError`) if the archive is not a ``les_model`` model file
+        or was written in another format version.
+    """
+    from ase.data import chemical_symbols
+
+    from aiida_les.parsers.base import finite_or_none
+    from les_model.io import IncompatibleModelError, read_model_file
+
+    with tempfile.TemporaryDirectory() as dirpath:
+        path = pathlib.Path(dirpath) / filename
+        path.write_bytes(content)
+        try:
+            payload = read_model_file(path)
+        except IncompatibleModelError as exception:
+            # Name the file as the user gave it, not the temporary copy.
+            raise IncompatibleModelError(str(exception).replace(str(path), filename)) from exception
+    species = [chemical_symbols[int(z)] if not isinstance(z, str) else z for z in payload.get('species', [])]
+    return {
+        'les_model_version': payload.get('les_model_version'),
+        'model_config': finite_or_none(payload.get('model_config')),  # attributes are JSON: no NaN or inf
+        'species': species,
+    }

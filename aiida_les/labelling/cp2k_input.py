@@ -15,7 +15,15 @@ Protocol ``parameters`` (what the CalcJob receives as a ``Dict``), all structure
 - ``kinds`` (dict): element -> ``{'basis_set': ..., 'potential': ...}`` (DFT only); elements absent are refused;
 - ``force_eval`` (dict): nested sections merged into ``FORCE_EVAL`` (DFT/QS/XC/MGRID/SCF settings);
 - ``min_distance`` (float, Å), ``min_cell_width`` (float, Å), ``vacuum`` (float, Å): geometry checks and the box
-  margin used for non-periodic structures.
+  margin used for non-periodic structures;
+- ``dipole`` (bool, default False): also label periodic cells with their Berry-phase dipole (``&MOMENTS PERIODIC``;
+  molecules always get their dipole);
+- ``bec`` (bool, default False): also label Born effective charges by central finite differences of the dipole
+  (:mod:`aiida_les.labelling.cp2k_bec`), with ``bec_displacement`` (float, Å, default
+  :data:`DEFAULT_BEC_DISPLACEMENT`); implies ``dipole``.
+
+These three switches choose which labels are made, not how energies are computed: they stay out of
+:func:`level_of_theory`, so frames labelled with and without them merge into one dataset.
 
 This module must not import aiida (it runs inside the job).
 """
@@ -32,6 +40,7 @@ import numpy as np
 
 __all__ = (
     'ALLOWED_TO_CHANGE',
+    'DEFAULT_BEC_DISPLACEMENT',
     'PROTECTED_INSIDE_ALLOWED',
     'build_cp2k_input',
     'changed_computed_settings',
@@ -58,6 +67,9 @@ _CONVERGENCE_ONLY = ('SCF', 'WFN_RESTART_FILE_NAME')
 
 #: Highest atomic number covered by GFN1-xTB parameters (H to Rn).
 XTB_MAX_Z = 86
+
+#: Default atomic displacement (Å) of the finite-difference Born effective charges.
+DEFAULT_BEC_DISPLACEMENT = 0.01
 
 
 def recursive_merge(base: dict, update: dict) -> dict:
@@ -141,6 +153,8 @@ def build_cp2k_input(
     Periodic structures (``pbc`` all True) get ``STRESS_TENSOR ANALYTICAL`` and a printed stress; non-periodic ones
     (``pbc`` all False) get ``PERIODIC NONE`` with a box from :func:`_box_for_molecule` (centred coordinates), the
     Martyna-Tuckerman Poisson solver for DFT, and a printed dipole moment. Mulliken charges are always printed.
+    Periodic structures get the Berry-phase dipole (about the origin) when ``parameters['dipole']`` or
+    ``parameters['bec']`` is set.
 
     :param atoms: the structure (positions in Å); its atom order is the order of all per-atom outputs.
     :param parameters: protocol parameters (see module docstring).
@@ -173,6 +187,9 @@ def build_cp2k_input(
     dft['PRINT'] = {'MULLIKEN': {'_': 'ON'}}
     if not periodic:
         dft['PRINT']['MOMENTS'] = {'_': 'ON', 'PERIODIC': False}
+    elif parameters.get('dipole') or parameters.get('bec'):
+        # Berry phase (defined modulo e R); about the origin so that charged cells match sum_i q_i r_i.
+        dft['PRINT']['MOMENTS'] = {'_': 'ON', 'PERIODIC': True, 'REFERENCE': 'ZERO'}
 
     force_eval: dict = {'METHOD': 'QUICKSTEP'}
     if periodic:

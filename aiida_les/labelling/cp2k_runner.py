@@ -11,14 +11,18 @@ Usage: ``les-cp2k [les_cp2k.json]``. The settings file is written by the ``les.c
 - ``max_corrections`` (int): corrections custodian may apply before giving up (default 5);
 - ``ladder`` (list of dict or null): SCF corrections, ``{'name', 'set', 'restart'}``, tried in order; null picks
   the default ladder for OT or diagonalisation (:mod:`aiida_les.labelling.cp2k_handlers`);
-- ``time_budget`` (float or null): seconds after which CP2K is stopped (the CalcJob passes most of the walltime).
+- ``time_budget`` (float or null): seconds after which CP2K is stopped (the CalcJob passes most of the walltime);
+- ``bec`` (dict or null): ``{'displacement': h}`` (Å) to compute Born effective charges after the label converged,
+  by central differences of the dipole in one extra CP2K run (:mod:`aiida_les.labelling.cp2k_bec`, which writes
+  ``bec.json``).
 
 The program writes the input file it runs (rewritten after each correction), CP2K's output and error files, and
 ``corrections.json``: ``status`` (``ok``, ``scf_not_converged``, ``correction_refused``, ``max_corrections``,
-``time_budget_exceeded``, ``cp2k_failed``), ``message``, ``attempts``, ``corrections`` (each applied correction with
-the input paths it changed, old and new values), ``refused`` (each refused correction with the computed settings it
-would have changed), ``cp2k_seconds`` (time spent in CP2K) and ``runner_seconds`` (total). Exit status 0 when the
-final SCF converged, 2 otherwise. This module must not import aiida.
+``time_budget_exceeded``, ``cp2k_failed``, ``bec_failed``), ``message``, ``attempts``, ``corrections`` (each applied
+correction with the input paths it changed, old and new values), ``refused`` (each refused correction with the
+computed settings it would have changed), ``cp2k_seconds`` (time spent in CP2K, Born charges included),
+``runner_seconds`` (total) and, with ``bec``, ``bec_status`` and ``bec_message``. Exit status 0 when the final SCF
+converged (and the Born charges, if asked for, were computed), 2 otherwise. This module must not import aiida.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 from custodian import Custodian
 from custodian.custodian import CustodianError, MaxCorrectionsError, MaxCorrectionsPerJobError, NonRecoverableError
 
+from .cp2k_bec import run_bec
 from .cp2k_handlers import Cp2kInputState, Cp2kJob, ScfHandler, TimeBudgetHandler, dump_json
 from .cp2k_input import settings_sha1
 from .cp2k_output import parse_cp2k_output
@@ -90,6 +95,19 @@ def run_cp2k(settings: dict, directory: str | pathlib.Path = '.') -> dict:
             status, message = 'cp2k_failed', 'CP2K did not reach the end of its output.'
         elif False in parsed.get('scf_converged', []):
             status, message = 'scf_not_converged', 'The SCF did not converge and no correction was allowed.'
+    bec = None
+    if status == 'ok' and settings.get('bec'):
+        bec = run_bec(
+            state.sections,
+            settings['cp2k_command'],
+            float(settings['bec']['displacement']),
+            directory,
+            deadline=timer.deadline,
+        )
+        if bec['status'] == 'time_budget_exceeded':
+            status, message = bec['status'], bec['message']
+        elif bec['status'] != 'ok':
+            status, message = 'bec_failed', f'Born effective charges: {bec["status"]}: {bec["message"]}'
     record = {
         'status': status,
         'message': message,
@@ -99,9 +117,11 @@ def run_cp2k(settings: dict, directory: str | pathlib.Path = '.') -> dict:
         'computed_settings_sha1_initial': settings_sha1(state.initial),
         'computed_settings_sha1_final': settings_sha1(state.sections),
         'cp2k_command': settings['cp2k_command'],
-        'cp2k_seconds': round(job.cp2k_seconds, 3),
+        'cp2k_seconds': round(job.cp2k_seconds + (bec['cp2k_seconds'] if bec else 0.0), 3),
         'runner_seconds': round(time.perf_counter() - started, 3),
     }
+    if bec is not None:
+        record['bec_status'], record['bec_message'] = bec['status'], bec['message']
     dump_json(directory / CORRECTIONS_FILE, record)
     return record
 

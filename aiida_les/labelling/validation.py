@@ -13,7 +13,7 @@ from ase.geometry import get_distances
 
 from .cp2k_input import XTB_MAX_Z
 
-__all__ = ('check_charge_multiplicity', 'check_elements', 'check_geometry', 'check_structure')
+__all__ = ('check_charge_multiplicity', 'check_elements', 'check_geometry', 'check_response_labels', 'check_structure')
 
 
 def check_elements(atoms: ase.Atoms, parameters: dict) -> str | None:
@@ -35,12 +35,18 @@ def check_elements(atoms: ase.Atoms, parameters: dict) -> str | None:
 
 
 def check_geometry(atoms: ase.Atoms, parameters: dict) -> str | None:
-    """Refuse mixed periodicity, overlapping atoms and periodic cells too thin for Gamma-point sampling.
+    """Refuse NaN/inf coordinates, mixed periodicity, overlapping atoms and cells too thin for Gamma-point sampling.
 
     ``parameters['min_distance']`` (Å, default 0.5) bounds the shortest interatomic distance (minimum image for
     periodic cells); ``parameters['min_cell_width']`` (Å, default 4.0) bounds the perpendicular widths of a periodic
     cell: the CP2K protocols sample the Brillouin zone at the Gamma point only, which needs a cell this wide.
     """
+    # NaN compares False with every bound below, so it has to be refused first.
+    bad = np.flatnonzero(~np.isfinite(atoms.positions).all(axis=1))
+    if bad.size:
+        return f'Non-finite (NaN or inf) positions for atoms {bad.tolist()}.'
+    if not np.isfinite(np.asarray(atoms.cell)).all():
+        return 'Non-finite (NaN or inf) cell vectors.'
     pbc = np.asarray(atoms.pbc, dtype=bool)
     if pbc.any() and not pbc.all():
         return f'Only fully periodic or non-periodic structures can be labelled, got pbc={pbc.tolist()}.'
@@ -91,10 +97,22 @@ def check_charge_multiplicity(atoms: ase.Atoms, total_charge: int, multiplicity:
     return None
 
 
+def check_response_labels(parameters: dict, total_charge: int) -> str | None:
+    """Refuse Born effective charges of a charged structure.
+
+    The dipole of a charged structure depends on the origin, and CP2K re-centres molecules at every displaced
+    geometry, so the finite-difference Born charges would miss the ``Q I / N`` translation part.
+    """
+    if parameters.get('bec') and int(total_charge) != 0:
+        return f'Born effective charges (`bec`) need a neutral structure, got total charge {total_charge}.'
+    return None
+
+
 def check_structure(atoms: ase.Atoms, parameters: dict, total_charge: int = 0, multiplicity: int = 1) -> str | None:
     """Run all checks; return the first error message, or None when the structure can be labelled."""
     return (
         check_elements(atoms, parameters)
         or check_geometry(atoms, parameters)
         or check_charge_multiplicity(atoms, total_charge, multiplicity)
+        or check_response_labels(parameters, total_charge)
     )

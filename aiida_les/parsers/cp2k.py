@@ -1,9 +1,16 @@
-"""LesCp2kParser: turn a ``les-cp2k`` run into energy, forces, stress and a one-frame labelled dataset.
+"""LesCp2kParser: turn a ``les-cp2k`` run into energy, forces, stress (dipole, Born charges) and a labelled frame.
 
 CP2K prints energy in Hartree, forces in Hartree/bohr and stress in GPa with the opposite sign of ase's stress;
 the parser checks the unit strings printed next to each block, converts to eV, eV/Å and eV/Å^3 (ase sign), and
 checks shapes against the input structure. It also checks label consistency independently of the runner: the
-computed settings of the final input must hash to the value rebuilt from the CalcJob inputs.
+computed settings of the final input must hash to the value rebuilt from the CalcJob inputs, and so must those of
+the displaced single points behind the Born charges.
+
+Dipoles (e·Å, frame ``info['dipole']``) follow :func:`aiida_les.labelling.cp2k_bec.dipole_from_output`. A periodic
+(Berry-phase) dipole is defined modulo e·R for lattice vectors R, the polarization quantum, which is the frame's
+cell: it is stored folded so that its lattice coordinates lie in [-1/2, 1/2) (the branch of
+``les_model.nn.response.polarization``). Born charges are stored as the per-atom array ``bec`` (n_atoms, 9), Z*[k, a,
+b] flattened row-major, the layout ``les_model`` reads.
 """
 
 from __future__ import annotations
@@ -17,14 +24,14 @@ from aiida.parsers import Parser
 from ase import units
 
 from aiida_les.data.dataset import LesDatasetData
+from aiida_les.labelling import cp2k_bec
 from aiida_les.labelling.cp2k_input import build_cp2k_input, level_of_theory, settings_sha1
-from aiida_les.labelling.cp2k_output import mentions_out_of_memory, parse_cp2k_output
+from aiida_les.labelling.cp2k_output import DEBYE_IN_E_ANGSTROM, mentions_out_of_memory, parse_cp2k_output
 from aiida_les.labelling.frames import labelled_frame
+from aiida_les.labelling.polarization import acoustic_sum_rule_violation, fold_dipole
 
-__all__ = ('LesCp2kParser',)
+__all__ = ('DEBYE_IN_E_ANGSTROM', 'LesCp2kParser')
 
-#: 1 Debye in e·Å.
-DEBYE_IN_E_ANGSTROM = 0.20819433622
 _EXPECTED_UNITS = {'energy_unit': 'a.u.', 'forces_unit': 'a.u.', 'stress_unit': 'GPa'}
 
 
@@ -55,8 +62,15 @@ class LesCp2kParser(Parser):
             if name in names
         )
         results = self._output_parameters(parsed, corrections)
+        exit_code = self._check_run(parsed, corrections, logs)
+        if exit_code is None:
+            exit_code = self._attach_labels(parsed, results)
+        # Attached last (the labels add to it) and also when the run failed.
         self.out('output_parameters', orm.Dict(results))
+        return exit_code
 
+    def _check_run(self, parsed: dict, corrections: dict | None, logs: str) -> ExitCode | None:
+        """Return the exit code of a failed run, None when the labels can be read."""
         if parsed['out_of_memory'] or mentions_out_of_memory(logs):
             return self.exit_codes.ERROR_OUT_OF_MEMORY
         status = (corrections or {}).get('status')
@@ -79,7 +93,9 @@ class LesCp2kParser(Parser):
             return self.exit_codes.ERROR_CP2K_ABORTED.format(message=parsed.get('abort_message', ''))
         if not parsed['completed']:
             return self.exit_codes.ERROR_OUTPUT_STDOUT_INCOMPLETE
-        return self._attach_labels(parsed)
+        if status == 'bec_failed':
+            return self.exit_codes.ERROR_BEC_FAILED.format(message=corrections.get('message', ''))
+        return None
 
     def _output_parameters(self, parsed: dict, corrections: dict | None) -> dict:
         results = {
@@ -95,9 +111,16 @@ class LesCp2kParser(Parser):
         if 'mulliken_charges' in parsed:
             results['mulliken_charges'] = parsed['mulliken_charges']
             results['mulliken_charges_units'] = 'e'
-        if 'dipole' in parsed:
-            results['dipole'] = [x * DEBYE_IN_E_ANGSTROM for x in parsed['dipole']]
+        try:
+            dipole = self._dipole(parsed)
+        except ValueError as exception:
+            self.logger.warning(f'No dipole: {exception}')
+            dipole = None
+        if dipole is not None:
+            results['dipole'] = dipole.tolist()
             results['dipole_units'] = 'e*Angstrom'
+            if parsed.get('dipole_periodic'):
+                results['dipole_periodic'] = True
         if corrections is not None:
             results['custodian_status'] = corrections.get('status')
             results['custodian_message'] = corrections.get('message')
@@ -110,6 +133,17 @@ class LesCp2kParser(Parser):
             return results
         results['level_of_theory'] = level_of_theory(self.node.inputs.parameters.get_dict())
         return results
+
+    def _dipole(self, parsed: dict) -> np.ndarray | None:
+        """The dipole label (e·Å, (3,)): Berry-phase dipoles of periodic cells folded onto one branch."""
+        atoms = self.node.inputs.structure.get_ase()
+        cell = np.asarray(atoms.cell) if bool(np.all(atoms.pbc)) else None
+        dipole = cp2k_bec.dipole_from_output(parsed, atoms.positions, cell)
+        if dipole is not None and cell is not None:
+            if not parsed.get('dipole_periodic'):
+                raise ValueError('CP2K printed a non-periodic dipole for a periodic cell.')
+            dipole = fold_dipole(dipole, cell)
+        return dipole
 
     def _check_consistency(self, corrections: dict) -> str | None:
         """Compare the runner's initial/final computed-settings hashes with the one rebuilt from the inputs."""
@@ -130,7 +164,7 @@ class LesCp2kParser(Parser):
             return f'corrections changed the computed settings ({expected} -> {final})'
         return None
 
-    def _attach_labels(self, parsed: dict) -> ExitCode | None:
+    def _attach_labels(self, parsed: dict, results: dict) -> ExitCode | None:
         missing = [key for key in ('energy', 'forces') if key not in parsed]
         atoms = self.node.inputs.structure.get_ase()
         periodic = bool(np.all(atoms.pbc))
@@ -150,14 +184,24 @@ class LesCp2kParser(Parser):
         stress = None
         if periodic:
             stress = -np.asarray(parsed['stress'], dtype=float) * units.GPa
-            self.out('stress', _array('stress', stress))
         charges = parsed.get('mulliken_charges')
         if charges is not None and len(charges) != len(atoms):
             message = f'{len(charges)} Mulliken charges for {len(atoms)} atoms'
             return self.exit_codes.ERROR_OUTPUT_INCONSISTENT.format(message=message)
-        dipole = parsed.get('dipole')
-        dipole = None if dipole is None or periodic else np.asarray(dipole) * DEBYE_IN_E_ANGSTROM
         inputs = self.node.inputs
+        parameters = inputs.parameters.get_dict()
+        try:
+            dipole = self._dipole(parsed)
+        except ValueError as exception:
+            return self.exit_codes.ERROR_OUTPUT_INCONSISTENT.format(message=str(exception))
+        if dipole is None and (parameters.get('dipole') or parameters.get('bec')):
+            self.logger.error('The dipole was requested but CP2K printed none.')
+            return self.exit_codes.ERROR_OUTPUT_STDOUT_PARSE
+        bec = None
+        if parameters.get('bec'):
+            bec = self._born_charges(atoms, results)
+            if isinstance(bec, ExitCode):
+                return bec
         frame = labelled_frame(
             atoms,
             energy,
@@ -166,12 +210,64 @@ class LesCp2kParser(Parser):
             stress=stress,
             charges=charges,
             dipole=dipole,
+            bec=bec,
             total_charge=inputs.total_charge.value,
             multiplicity=inputs.multiplicity.value,
         )
+        # Outputs only once every label is read: a failed Born-charge step leaves no partial label behind.
         self.out('forces', _array('forces', forces))
+        if stress is not None:
+            self.out('stress', _array('stress', stress))
+        if bec is not None:
+            self.out('born_charges', _array('born_charges', bec))
         self.out('labelled', LesDatasetData.from_ase([frame]))
         return None
+
+    def _born_charges(self, atoms, results: dict) -> np.ndarray | ExitCode:
+        """Z* (e, (n_atoms, 3, 3)) from ``bec.json``, after checking it used the label's computed settings.
+
+        Adds to ``results`` the displacement, the number of single points, their CP2K time and the largest
+        violation of the acoustic sum rule ``sum_k Z*_k = Q I`` (e).
+        """
+        inputs = self.node.inputs
+        retrieved = self.retrieved
+        try:
+            record = json.loads(retrieved.base.repository.get_object_content(cp2k_bec.RECORD_FILE))
+        except (OSError, FileNotFoundError, json.JSONDecodeError):
+            return self.exit_codes.ERROR_BEC_FILE_MISSING
+        if record.get('status') != 'ok':
+            return self.exit_codes.ERROR_BEC_FAILED.format(message=f'{record.get("status")}: {record.get("message")}')
+        label_input = build_cp2k_input(
+            atoms,
+            inputs.parameters.get_dict(),
+            total_charge=inputs.total_charge.value,
+            multiplicity=inputs.multiplicity.value,
+        )
+        expected = cp2k_bec.displacement_settings_sha1(
+            cp2k_bec.displaced_input(label_input, np.zeros((len(atoms), 3)), project='bec')
+        )
+        if record.get('settings_sha1') != expected:
+            message = f'displaced single points ran settings {record.get("settings_sha1")}, expected {expected}'
+            return self.exit_codes.ERROR_LABEL_INCONSISTENT.format(message=message)
+        periodic = bool(np.all(atoms.pbc))
+        try:
+            bec = cp2k_bec.born_charges_from_record(
+                record, atoms.positions, np.asarray(atoms.cell) if periodic else None
+            )
+        except ValueError as exception:
+            return self.exit_codes.ERROR_BEC_FAILED.format(message=str(exception))
+        violation = acoustic_sum_rule_violation(bec, inputs.total_charge.value)
+        results.update(
+            {
+                'bec_displacement': record['displacement'],
+                'bec_displacement_units': 'Angstrom',
+                'bec_evaluations': len(record['evaluations']),
+                'bec_seconds': record.get('cp2k_seconds'),
+                'bec_acoustic_sum_rule_violation': violation,
+                'bec_units': 'e',
+            }
+        )
+        return bec
 
 
 def _array(name: str, values: np.ndarray) -> orm.ArrayData:

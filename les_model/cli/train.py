@@ -24,7 +24,14 @@ def _run(argv) -> ExitCode:
     check_files(config.train_file, config.valid_file, config.init_model)
 
     # heavy imports only after validation, so invalid configs fail fast
-    from les_model.io import IncompatibleModelError
+    from les_model.io import IncompatibleModelError, read_model_file
+
+    if config.init_model:
+        # A model file of another format version is refused before any data is read.
+        try:
+            read_model_file(config.init_model)
+        except IncompatibleModelError as exc:
+            raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
     from les_model.train.committee import train_committee
     from les_model.train.trainer import NonFiniteLossError, WalltimeReached, resolve_device, resolve_dtype
 

@@ -1,10 +1,10 @@
 """MaceHost: adapter that runs a MACE network (``mace-torch``) as the short-range host of an LES model.
 
-UNTESTED in this project's CI: ``mace-torch`` is an optional extra (``pip install aiida-les[mace]``) and is not
-installed in the test environment. The adapter calls MACE's building blocks (embedding, radial basis, spherical
-harmonics, interaction and product blocks, readouts) on the graph that :class:`~les_model.nn.model.LesModel`
-builds, and returns the invariant (scalar) channels of the last layer as node features. MACE's internal API
-changes between releases; this adapter targets ``mace-torch`` 0.3.x.
+``mace-torch`` is an optional extra (``pip install aiida-les[mace]``; the ``dev`` extra installs it so that the
+physics tests of ``tests/les_model/test_model_physics.py`` run on this host too). The adapter calls MACE's building
+blocks (embedding, radial basis, spherical harmonics, interaction and product blocks, readouts) on the graph that
+:class:`~les_model.nn.model.LesModel` builds, and returns the invariant (scalar) channels of the last layer as node
+features. MACE's internal API changes between releases; this adapter targets ``mace-torch`` 0.3.x.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ __all__ = ['MaceHost']
 
 
 def _import_mace():
+    # e3nn 0.4.4 (the version mace-torch pins) torch.load()s its Wigner constants, which hold `slice` objects that
+    # torch >= 2.6's weights-only unpickler refuses; `slice` is a harmless builtin.
+    torch.serialization.add_safe_globals([slice])
     try:
         from e3nn import o3
         from mace import modules

@@ -8,7 +8,7 @@ import torch
 
 from les_model import _keys as K
 
-__all__ = ['LossWeights', 'weighted_loss']
+__all__ = ['LossWeights', 'dipole_difference', 'weighted_loss']
 
 
 class LossWeights(dict):
@@ -43,6 +43,25 @@ def _masked_mse(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return diff[mask].square().mean()
 
 
+def dipole_difference(pred: torch.Tensor, label: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
+    """``pred - label`` (B, 3) in e·Å; for 3D-periodic structures reduced to the nearest polarization quantum.
+
+    A periodic cell's dipole (polarization times volume) is defined modulo ``e R`` for lattice vectors ``R`` (rows of
+    ``cell`` (B, 3, 3), Å), and a label and a prediction may sit on different branches; the difference is taken to
+    the nearest lattice image so that the loss does not jump at the branch cut. Other structures keep the plain
+    difference.
+    """
+    diff = pred - label
+    periodic = pbc.all(dim=1)
+    if not bool(periodic.any()):
+        return diff
+    eye = torch.eye(3, dtype=cell.dtype, device=cell.device).expand_as(cell)
+    safe_cell = torch.where(periodic[:, None, None], cell, eye)
+    fractional = torch.linalg.solve(safe_cell.transpose(1, 2), diff.unsqueeze(-1)).squeeze(-1)
+    wrapped = torch.bmm((fractional - torch.round(fractional)).unsqueeze(1), safe_cell).squeeze(1)
+    return torch.where(periodic[:, None], wrapped, diff)
+
+
 def weighted_loss(
     pred: Mapping[str, torch.Tensor], data: Mapping[str, torch.Tensor], weights: Mapping[str, float]
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -65,6 +84,8 @@ def weighted_loss(
         mask = data[K.MASK_OF[key]]
         if key == K.ENERGY:
             diff = (pred[key] - data[key]) / n_atoms
+        elif key == K.DIPOLE:
+            diff = dipole_difference(pred[key], data[key], data[K.CELL], data[K.PBC])
         elif key in (K.FORCES, K.BEC):
             diff = (pred[key] - data[key]).reshape(pred[key].shape[0], -1)
             mask = mask[batch]

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from les_model import _keys as K
+from les_model.train.loss import dipole_difference
 
 __all__ = ['ErrorAccumulator', 'plot_learning_curve']
 
@@ -38,7 +39,10 @@ class ErrorAccumulator:
             if key not in data or key not in pred:
                 continue
             mask = data[K.MASK_OF[key]]
-            diff = (pred[key].detach() - data[key]).reshape(pred[key].shape[0], -1)
+            if key == K.DIPOLE:  # periodic cells: modulo the polarization quantum, as in the loss
+                diff = dipole_difference(pred[key].detach(), data[key], data[K.CELL], data[K.PBC])
+            else:
+                diff = (pred[key].detach() - data[key]).reshape(pred[key].shape[0], -1)
             if key == K.ENERGY:
                 diff = diff / n_atoms[:, None]
             if key in (K.FORCES, K.BEC):

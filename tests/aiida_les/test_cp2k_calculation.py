@@ -129,3 +129,66 @@ def test_molecule_box_fits_martyna_tuckerman(fixture_code, generate_calc_job, ge
     assert np.all(np.array(abc, dtype=float) >= 2 * extent)
     assert 'POISSON_SOLVER MT' in text
     assert 'PERIODIC NONE' in text
+
+
+def test_response_labels_switch_on_berry_phase_and_born_charges(fixture_code, generate_calc_job, generate_structure):
+    """`bec` prints the Berry-phase dipole of a crystal, hands the displacement to the runner, retrieves bec.json."""
+    parameters = _parameters('fast').get_dict()
+    folder, _ = generate_calc_job('les.cp2k', _inputs(fixture_code, generate_structure('NaCl')))
+    with open(folder.get_abs_path('aiida.inp')) as handle:
+        assert 'MOMENTS' not in handle.read()  # off by default: the fast campaign input is unchanged
+    parameters.update(bec=True, bec_displacement=0.005)
+    inputs = _inputs(fixture_code, generate_structure('NaCl'), parameters=orm.Dict(parameters))
+    folder, calc_info = generate_calc_job('les.cp2k', inputs)
+    with open(folder.get_abs_path('aiida.inp')) as handle:
+        text = handle.read()
+    moments = text[text.index('&MOMENTS') : text.index('&END MOMENTS')]
+    assert 'PERIODIC .TRUE.' in moments
+    assert 'REFERENCE ZERO' in moments
+    with open(folder.get_abs_path('les_cp2k.json')) as handle:
+        assert json.load(handle)['bec'] == {'displacement': 0.005}
+    assert {'bec.json', 'bec_farm.out'} <= set(calc_info.retrieve_list)
+
+
+@pytest.mark.parametrize(
+    ('update', 'expected'),
+    [
+        ({'bec': 'yes'}, '`parameters.bec` must be true or false'),
+        ({'bec': True, 'bec_displacement': 0.5}, '`parameters.bec_displacement` must be a number in (0, 0.1]'),
+        ({'dipole': 1}, '`parameters.dipole` must be true or false'),
+    ],
+)
+def test_refuses_bad_response_switches(fixture_code, generate_calc_job, generate_structure, update, expected):
+    parameters = {**_parameters('fast').get_dict(), **update}
+    message = _validate(fixture_code, generate_calc_job, generate_structure('H2O'), parameters=orm.Dict(parameters))
+    assert expected in message
+
+
+def test_refuses_born_charges_of_charged_structure(fixture_code, generate_calc_job, generate_structure):
+    """The dipole of an ion depends on the origin: finite-difference Born charges are refused before submission."""
+    parameters = {**_parameters('fast').get_dict(), 'bec': True}
+    message = _validate(
+        fixture_code,
+        generate_calc_job,
+        generate_structure('H2O'),
+        parameters=orm.Dict(parameters),
+        total_charge=orm.Int(1),
+        multiplicity=orm.Int(2),
+    )
+    assert 'need a neutral structure' in message
+
+
+def test_response_switches_pass_through_the_label_protocol(fixture_code, generate_structure):
+    """les.label (and so a campaign's `label` overrides) hands `bec` to every les.cp2k job; off by default."""
+    from workchains.label.label import LesLabelWorkChain
+
+    structures = [generate_structure('H2O')]
+    builder = LesLabelWorkChain.get_builder_from_protocol(fixture_code('les.cp2k'), structures, protocol='fast')
+    assert builder.cp2k.cp2k.parameters['bec'] is False
+    assert builder.cp2k.cp2k.parameters['dipole'] is False
+    overrides = {'cp2k': {'cp2k': {'parameters': {'bec': True}}}}
+    builder = LesLabelWorkChain.get_builder_from_protocol(
+        fixture_code('les.cp2k'), structures, protocol='fast', overrides=overrides
+    )
+    assert builder.cp2k.cp2k.parameters['bec'] is True
+    assert builder.cp2k.cp2k.parameters['method'] == 'GFN1-xTB'

@@ -180,7 +180,7 @@ def test_run_phonons_with_model_calculator_and_force_sets_agree(tmp_path):
 
 
 def test_model_trained_on_rigid_ions_recovers_born_charges_and_lo_to_splitting():
-    """An LES model trained (energies and forces only) on random +-1 point-charge structures has Z* = +-1 in rock salt
+    """An LES model trained (energies and forces only) on random +-1 point-charge structures has |Z*| = 1 in rock salt
     and, with eps_inf = 1, the analytic LO-TO splitting 4 pi k_e Z^2 / (V mu) of the true charges."""
     from les_model.config import TrainConfig
     from les_model.data.dataset import StructureDataset
@@ -211,7 +211,9 @@ def test_model_trained_on_rigid_ions_recovers_born_charges_and_lo_to_splitting()
         atoms, calc, supercell_matrix=2, eps_inf=1.0, born_from_calculator=True, band_npoints=0, dos_mesh=None
     )
     z_na = result.nac['born'][[s == 'Na' for s in result.phonon.primitive.symbols]][0]
-    np.testing.assert_allclose(z_na, np.eye(3), atol=0.05)  # Z* = +1 (isotropic) within 5 %
+    # Energies and forces fix the latent charges only up to a global sign (E_lr is even in q); the NAC term below
+    # depends on Z* Z* and is sign-free. Dipole or BEC labels fix the sign.
+    np.testing.assert_allclose(np.sign(z_na[0, 0]) * z_na, np.eye(3), atol=0.05)  # |Z*| = 1 (isotropic) within 5 %
 
     # The NAC adds a rank-one term to the dynamical matrix: its trace grows by exactly w_LO^2 - w_TO^2. (The TO mode of
     # this crude model may be unstable, so modes are not identified by sorting.)

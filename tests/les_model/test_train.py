@@ -207,3 +207,17 @@ def test_training_on_dipoles_and_born_charges_of_molecules(tmp_path):
     final = metrics['final']['train']
     assert {'dipole_mae', 'bec_mae', 'forces_mae'} <= set(final)
     assert all(np.isfinite(v) for v in final.values())
+
+
+def test_periodic_dipole_difference_is_modulo_the_polarization_quantum():
+    """A label on another branch (shifted by a lattice vector, e·Å) costs nothing; molecules keep plain differences."""
+    from les_model.train.loss import dipole_difference
+
+    cell = torch.tensor([[[4.0, 0.0, 0.0], [1.0, 5.0, 0.0], [0.0, 0.5, 6.0]]] * 2, dtype=torch.float64)
+    pbc = torch.tensor([[True] * 3, [False] * 3])
+    pred = torch.tensor([[0.3, -0.2, 0.1], [0.3, -0.2, 0.1]], dtype=torch.float64)
+    shift = cell[0, 1] - 2.0 * cell[0, 2]
+    label = pred + torch.stack([shift, shift]) + torch.tensor([[0.01, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    diff = dipole_difference(pred, label, cell, pbc)
+    torch.testing.assert_close(diff[0], torch.tensor([-0.01, 0.0, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(diff[1], -shift)

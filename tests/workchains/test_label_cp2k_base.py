@@ -109,6 +109,29 @@ def test_handle_scf_unrecoverable(base_workchain, name):
     assert result == LesCp2kBaseWorkChain.exit_codes.ERROR_SCF_UNRECOVERABLE
 
 
+@pytest.mark.parametrize(
+    'name',
+    [
+        'ERROR_OUTPUT_STDOUT_MISSING',
+        'ERROR_OUTPUT_STDOUT_READ',
+        'ERROR_OUTPUT_STDOUT_INCOMPLETE',
+        'ERROR_CORRECTIONS_FILE_MISSING',
+    ],
+)
+def test_handle_job_interrupted(base_workchain, name):
+    """A killed job or one whose files vanished is run again with unchanged inputs (not an unhandled failure)."""
+    process, node = base_workchain(getattr(LesCp2kCalculation.exit_codes, name))
+    before = process.ctx.inputs.metadata.options
+    report = process.handle_job_interrupted(node)
+    assert report.do_break
+    assert report.exit_code.status == 0
+    # Through inspect_process: handled (status 0, restart), where an unhandled failure would abort with 402.
+    assert process.inspect_process().status == 0
+    assert process.ctx.unhandled_failure is False
+    assert process.ctx.inputs.metadata.options == before
+    assert process.should_run_process()
+
+
 def test_inspect_process_success(base_workchain, generate_calc_job_node):
     process, node = base_workchain(LesCp2kCalculation.exit_codes.ERROR_OUT_OF_WALLTIME)
     ok = generate_calc_job_node('les.cp2k')

@@ -13,7 +13,7 @@ from __future__ import annotations
 from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
-from aiida.plugins import CalculationFactory, WorkflowFactory
+from aiida.plugins import CalculationFactory, DataFactory, WorkflowFactory
 
 from aiida_les.calculations.functions.merge_datasets import merge_datasets
 from aiida_les.calculations.functions.select_structures import select_structures
@@ -21,6 +21,8 @@ from aiida_les.data.dataset import LesDatasetData
 from aiida_les.selection import evaluate_stopping_rule
 from workchains.active_learning.functions import generate_initial_frames, split_dataset, summarise_campaign
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS, validate_parameters
+from workchains.active_learning.restart import validate_continuation
+from workchains.active_learning.validation import check_dataset_levels, check_seeds
 from workchains.protocols.utils import ProtocolMixin
 
 __all__ = ('LesActiveLearningWorkChain',)
@@ -29,15 +31,17 @@ LesTrainBaseWorkChain = WorkflowFactory('les.train.base')
 LesMdBaseWorkChain = WorkflowFactory('les.md.base')
 LesLabelWorkChain = WorkflowFactory('les.label')
 LesEvaluateCalculation = CalculationFactory('les.evaluate')
+LesModelData = DataFactory('les.model')
 
 
 def validate_inputs(inputs: dict, _ctx) -> str | None:
-    """Seeds present; a validation set only together with a labelled dataset."""
+    """Seeds present and labellable; a validation set only with a dataset, both and the labels at one level of
+    theory; restart sane."""
     if not inputs.get('structures'):
         return 'At least one seed structure is needed in `structures`.'
     if 'validation_dataset' in inputs and 'dataset' not in inputs:
         return '`validation_dataset` was given without `dataset`: give both, or neither to label initial frames.'
-    return None
+    return check_seeds(inputs) or check_dataset_levels(inputs) or validate_continuation(inputs)
 
 
 class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
@@ -58,6 +62,25 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             serializer=orm.to_aiida_type,
             validator=validate_parameters,
             help=f'Campaign settings; keys and defaults: {sorted(DEFAULT_PARAMETERS)}.',
+        )
+        spec.input_namespace(
+            'restart',
+            required=False,
+            populate_defaults=False,
+            help='Continue a campaign from its last complete generation; fill with get_builder_restart.',
+        )
+        spec.input(
+            'restart.state',
+            valid_type=orm.Dict,
+            required=False,
+            help='Previous campaign (UUID), next generation, labels used so far, per-generation statistics.',
+        )
+        spec.input_namespace(
+            'restart.models',
+            valid_type=LesModelData,
+            dynamic=True,
+            required=False,
+            help='The previous committee (member_<i>): the first generation warm-starts from it.',
         )
         excluded = {'required': False, 'populate_defaults': False}
         spec.expose_inputs(
@@ -115,6 +138,13 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
 
         return get_builder_from_protocol(cls, codes, structures, protocol, **kwargs)
 
+    @classmethod
+    def get_builder_restart(cls, previous: orm.WorkChainNode, **kwargs):
+        """Return a builder that continues or extends campaign ``previous`` (:mod:`.restart`)."""
+        from workchains.active_learning.restart import get_builder_restart
+
+        return get_builder_restart(cls, previous, **kwargs)
+
     def setup(self):
         """Fix the settings, the starting datasets and the counters."""
         self.ctx.parameters = AttributeDict({**DEFAULT_PARAMETERS, **self.inputs.parameters.get_dict()})
@@ -127,10 +157,28 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         if 'dataset' in self.inputs:
             self.ctx.dataset = self.inputs.dataset
             self.ctx.validation_dataset = self.inputs.get('validation_dataset')
+        if 'restart' in self.inputs and 'state' in self.inputs.restart:
+            self._continue(self.inputs.restart.state.get_dict(), self.inputs.restart.get('models', {}))
         self.report(
             f'campaign: {len(self.inputs.structures)} seed structure(s), committee of '
             f'{self.ctx.parameters.committee_size}, at most {self.ctx.parameters.max_generations} generation(s), '
             f'label budget {self.ctx.parameters.label_budget}'
+        )
+
+    def _continue(self, state: dict, models: dict):
+        """Take the counters, history and committee of the campaign this run continues."""
+        self.ctx.generation = int(state['generation'])
+        self.ctx.labels_used = int(state['labels_used'])
+        self.ctx.statistics = list(state['statistics'])
+        # The stopping rule looks back `patience` generations, across the continuation too.
+        self.ctx.accurate_fractions = [row.get('accurate_fraction') or 0.0 for row in self.ctx.statistics]
+        self.ctx.force_errors = [row.get('heldout_forces_rmse_eV_per_A') for row in self.ctx.statistics]
+        if models:
+            self.ctx.models = [models[key] for key in sorted(models, key=lambda key: int(key.rsplit('_', 1)[-1]))]
+        reused = '; '.join(state.get('reused', [])) or 'its dataset'
+        self.report(
+            f'continuing campaign {state.get("previous_pk", state["previous_campaign"])} at generation '
+            f'{self.ctx.generation} with {self.ctx.labels_used} labels used; reused {reused}'
         )
 
     def should_label_initial_frames(self):

@@ -1,7 +1,8 @@
-"""LesCp2kBaseWorkChain: run ``les.cp2k`` with restarts for walltime and memory; stop on unrecoverable SCF.
+"""LesCp2kBaseWorkChain: run ``les.cp2k`` with restarts for walltime, memory and killed jobs; stop on bad SCF.
 
 SCF convergence is fixed inside the job by custodian (label-consistent corrections only); this workchain handles
-what the job cannot: the time limit (restart with more walltime) and memory (restart on more machines).
+what the job cannot: the time limit (restart with more walltime), memory (restart on more machines) and a job that
+was killed or lost its working files (run it again unchanged).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ LesCp2kCalculation = CalculationFactory('les.cp2k')
 
 
 class LesCp2kBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain):
-    """Label one structure with ``les.cp2k``, restarting on walltime and memory failures."""
+    """Label one structure with ``les.cp2k``, restarting on walltime, memory and interrupted-job failures."""
 
     _process_class = LesCp2kCalculation
     _protocol_file = 'cp2k.yaml'
@@ -154,6 +155,24 @@ class LesCp2kBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain
         """Stop: the computed settings changed, so the label cannot be trusted."""
         self.report_error_handled(calculation, 'the label is inconsistent with the protocol: stopping')
         return ProcessHandlerReport(True, self.exit_codes.ERROR_KNOWN_UNRECOVERABLE_FAILURE)
+
+    @process_handler(
+        priority=400,
+        exit_codes=[
+            LesCp2kCalculation.exit_codes.ERROR_OUTPUT_STDOUT_MISSING,
+            LesCp2kCalculation.exit_codes.ERROR_OUTPUT_STDOUT_READ,
+            LesCp2kCalculation.exit_codes.ERROR_OUTPUT_STDOUT_INCOMPLETE,
+            LesCp2kCalculation.exit_codes.ERROR_CORRECTIONS_FILE_MISSING,
+        ],
+    )
+    def handle_job_interrupted(self, calculation):
+        """Run the same inputs again: the job was killed or lost its files (node failure, scratch purge).
+
+        Nothing CP2K computed is reused, so the label of the rerun is as consistent as a first run; ``max_iterations``
+        bounds the reruns of a job that keeps dying.
+        """
+        self.report_error_handled(calculation, 'the job was interrupted or lost its files: running it again')
+        return ProcessHandlerReport(True)
 
     def on_terminated(self):
         """Clean the working directories of all child calculations if ``clean_workdir`` is True."""

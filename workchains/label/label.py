@@ -18,7 +18,7 @@ from aiida_les.labelling.validation import check_structure
 from workchains.label.functions import collect_labels
 from workchains.protocols.utils import ProtocolMixin
 
-__all__ = ('LesLabelWorkChain',)
+__all__ = ('LesLabelWorkChain', 'precheck_structure')
 
 LesDatasetData = DataFactory('les.dataset')
 LesAseLabelCalculation = CalculationFactory('les.ase_label')
@@ -40,6 +40,31 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
     if not inputs.get(labeller):
         return f'Labeller `{labeller}` chosen but its `{labeller}` input namespace is empty.'
     return None
+
+
+def precheck_structure(atoms, inputs, total_charge: int | None = None, multiplicity: int | None = None) -> str | None:
+    """Return why the labeller of ``inputs`` would refuse ``atoms`` (None if it can be labelled); nothing runs.
+
+    :param atoms: the structure (``ase.Atoms``, Å).
+    :param inputs: ``les.label`` inputs (``labeller`` and its ``cp2k`` or ``ase`` namespace), as a mapping of nodes.
+    :param total_charge: total charge (e); None takes the labeller namespace's ``total_charge`` (default 0).
+    :param multiplicity: spin multiplicity 2S+1; None takes the namespace's ``multiplicity`` (default 1).
+    """
+    labeller = inputs['labeller'].value if 'labeller' in inputs else 'cp2k'
+    namespace = (inputs.get('cp2k') or {}).get('cp2k') if labeller == 'cp2k' else inputs.get('ase')
+    if not namespace:
+        return None  # validate_inputs reports the missing namespace
+    if total_charge is None:
+        total_charge = namespace['total_charge'].value if 'total_charge' in namespace else 0
+    if multiplicity is None:
+        multiplicity = namespace['multiplicity'].value if 'multiplicity' in namespace else 1
+    if labeller == 'cp2k':
+        if 'parameters' not in namespace:
+            return None
+        return check_structure(atoms, namespace['parameters'].get_dict(), total_charge, multiplicity)
+    if 'calculator' not in namespace:
+        return None
+    return check_ase_inputs(atoms, namespace['calculator'].get_dict(), total_charge, multiplicity)
 
 
 def validate_max_concurrent(value: orm.Int, _ctx) -> str | None:
@@ -175,14 +200,7 @@ class LesLabelWorkChain(ProtocolMixin, WorkChain):
 
     def _precheck(self, structure, charge, multiplicity) -> str | None:
         """Return why the labeller would refuse ``structure`` (None if it can be labelled)."""
-        namespace = self.inputs.cp2k.cp2k if self.ctx.labeller == 'cp2k' else self.inputs.ase
-        if charge is None:
-            charge = namespace.total_charge.value if 'total_charge' in namespace else 0
-        if multiplicity is None:
-            multiplicity = namespace.multiplicity.value if 'multiplicity' in namespace else 1
-        if self.ctx.labeller == 'cp2k':
-            return check_structure(structure.get_ase(), namespace.parameters.get_dict(), charge, multiplicity)
-        return check_ase_inputs(structure.get_ase(), namespace.calculator.get_dict(), charge, multiplicity)
+        return precheck_structure(structure.get_ase(), self.inputs, charge, multiplicity)
 
     def should_submit(self):
         """Return True while structures wait in the queue."""

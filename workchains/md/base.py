@@ -121,6 +121,21 @@ class LesMdBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain):
         self.report_error_handled(calculation, f'unrecoverable ({calculation.exit_message}): aborting')
         return ProcessHandlerReport(True, self.exit_codes.ERROR_KNOWN_UNRECOVERABLE_FAILURE)
 
+    @process_handler(
+        priority=300,
+        exit_codes=[
+            EXIT.ERROR_OUTPUT_STDOUT_MISSING,
+            EXIT.ERROR_OUTPUT_STDOUT_READ,
+            EXIT.ERROR_OUTPUT_STDOUT_INCOMPLETE,
+            EXIT.ERROR_TRAJECTORY_FILE_MISSING,
+            EXIT.ERROR_SUMMARY_FILE_MISSING,
+        ],
+    )
+    def handle_job_interrupted(self, calculation):
+        """The job was killed (node failure, SIGKILL) or lost its files: run the same inputs again (same seed)."""
+        self.report_error_handled(calculation, 'the job was interrupted or lost its files: running it again')
+        return ProcessHandlerReport(True)
+
     @process_handler(priority=400, exit_codes=[EXIT.ERROR_MD_UNSTABLE])
     def handle_md_unstable(self, calculation):
         """Rerun with a shorter time step (``defaults.timestep_factor``) and proportionally more steps."""

@@ -24,6 +24,14 @@ def validate_inputs(inputs, ctx) -> str | None:
     return LesTrainCalculation.check_config({**inputs.get('train', {}), 'dataset': inputs.get('dataset')})
 
 
+def _has_checkpoint(remote: orm.RemoteData) -> bool:
+    """Whether ``remote`` still holds the training checkpoint (False when the folder cannot be listed)."""
+    try:
+        return LesTrainCalculation._CHECKPOINT_FILENAME in remote.listdir()
+    except Exception:  # folder gone, host unreachable: any transport error means no usable checkpoint
+        return False
+
+
 class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain):
     """Train an LES model with ``les.train``, handling the failures the program reports.
 
@@ -163,6 +171,28 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
         self.ctx.inputs.parent_folder = calculation.outputs.remote_folder
         self.ctx.inputs.pop('parent_model', None)
         self.report_error_handled(calculation, 'killed by the scheduler: resuming from the last periodic checkpoint')
+        return ProcessHandlerReport(True)
+
+    @process_handler(
+        priority=300,
+        exit_codes=[
+            EXIT.ERROR_OUTPUT_STDOUT_MISSING,
+            EXIT.ERROR_OUTPUT_STDOUT_READ,
+            EXIT.ERROR_OUTPUT_STDOUT_INCOMPLETE,
+            EXIT.ERROR_MODEL_FILE_MISSING,
+            EXIT.ERROR_METRICS_FILE_MISSING,
+        ],
+    )
+    def handle_job_interrupted(self, calculation):
+        """The job was killed (node failure, SIGKILL) or lost its files: resume from its last periodic checkpoint
+        when one survived in its ``remote_folder``, otherwise train again from the same inputs."""
+        remote = calculation.outputs.remote_folder if 'remote_folder' in calculation.outputs else None
+        if remote is not None and _has_checkpoint(remote):
+            self.ctx.inputs.parent_folder = remote
+            self.ctx.inputs.pop('parent_model', None)
+            self.report_error_handled(calculation, f'interrupted: resuming from the checkpoint of <{remote.pk}>')
+        else:
+            self.report_error_handled(calculation, 'interrupted and no checkpoint survived: training again')
         return ProcessHandlerReport(True)
 
     @process_handler(priority=400, exit_codes=[EXIT.ERROR_NAN_LOSS])

@@ -38,6 +38,19 @@ def test_from_ase_statistics_and_round_trip():
     assert len(node.get_structures()) == 3
 
 
+def test_response_labels_listed():
+    """Dipole (which ase's extxyz reader moves into the calculator) and per-atom Born charges count as labels."""
+    frames = _labelled_frames(2)
+    for atoms in frames:
+        atoms.info['dipole'] = np.array([0.1, -0.2, 0.3])
+        atoms.arrays['bec'] = np.tile(np.eye(3).reshape(9), (len(atoms), 1))
+    node = LesDatasetData.from_ase(frames)
+    assert {'dipole', 'bec'} <= set(node.labels)
+    back = node.get_ase()[0]
+    np.testing.assert_allclose(back.get_dipole_moment(), [0.1, -0.2, 0.3])
+    assert back.arrays['bec'].shape == (8, 9)
+
+
 def test_mixed_levels_of_theory_refused():
     frames = _labelled_frames(2, 'cp2k/fast') + _labelled_frames(1, 'cp2k/balanced')
     with pytest.raises(ValueError, match='must not mix levels of theory'):

@@ -80,3 +80,12 @@ def test_success_finishes(generate_workchain_md):
     process = generate_workchain_md(0)
     assert process.inspect_process() is None
     assert process.ctx.is_finished is True
+
+
+@pytest.mark.parametrize('exit_code', ['ERROR_OUTPUT_STDOUT_INCOMPLETE', 'ERROR_TRAJECTORY_FILE_MISSING'])
+def test_handle_job_interrupted_runs_again(generate_workchain_md, exit_code):
+    """A killed job (or one whose files were deleted) runs again with unchanged inputs."""
+    process = generate_workchain_md(getattr(EXIT, exit_code).status)
+    before = process.ctx.inputs.config.get_dict()
+    assert process.inspect_process().status == 0  # handled: restart
+    assert process.ctx.inputs.config.get_dict() == before

@@ -4,7 +4,7 @@ import pytest
 
 
 @pytest.fixture
-def generate_finished_calc(generate_calc_job_node, aiida_localhost):
+def generate_finished_calc(generate_calc_job_node, aiida_localhost, tmp_path_factory):
     """Return a factory for a finished ``les.train`` CalcJobNode with a chosen exit status and output nodes."""
 
     def factory(exit_status: int, outputs: dict | None = None):
@@ -15,7 +15,7 @@ def generate_finished_calc(generate_calc_job_node, aiida_localhost):
         node = generate_calc_job_node('les.train')
         node.set_process_state(ProcessState.FINISHED)
         node.set_exit_status(exit_status)
-        remote = orm.RemoteData(computer=aiida_localhost, remote_path='/tmp/les-train-job')
+        remote = orm.RemoteData(computer=aiida_localhost, remote_path=str(tmp_path_factory.mktemp('les-train-job')))
         remote.base.links.add_incoming(node, link_type=LinkType.CREATE, link_label='remote_folder')
         remote.store()
         for label, output in (outputs or {}).items():

@@ -1,6 +1,7 @@
 """Step-level tests of :class:`workchains.train.base.LesTrainBaseWorkChain`: handlers on fake finished jobs."""
 
 import io
+import pathlib
 
 import pytest
 from aiida import orm
@@ -101,8 +102,8 @@ def test_unrecoverable(generate_workchain_train, exit_code):
 
 
 def test_unhandled_failure(generate_workchain_train):
-    """A failure no handler knows (here: the model file missing) aborts with the restart workchain's 402."""
-    process = generate_workchain_train(EXIT.ERROR_MODEL_FILE_MISSING.status)
+    """A failure no handler knows (here: an unreadable metrics file) aborts with the restart workchain's 402."""
+    process = generate_workchain_train(EXIT.ERROR_METRICS_FILE_READ.status)
     assert process.inspect_process() == LesTrainBaseWorkChain.exit_codes.ERROR_UNHANDLED_FAILURE
 
 
@@ -140,3 +141,26 @@ def test_sanity_check_passes(generate_workchain_train, threshold, rmse):
     process = generate_workchain_train(0, _model_and_metrics(rmse), inputs=inputs)
     assert process.inspect_process() is None
     assert process.ctx.is_finished is True
+
+
+@pytest.mark.parametrize('exit_code', ['ERROR_OUTPUT_STDOUT_INCOMPLETE', 'ERROR_MODEL_FILE_MISSING'])
+def test_handle_job_interrupted_resumes_from_a_surviving_checkpoint(generate_workchain_train, exit_code):
+    """A killed job whose working directory kept its checkpoint is resumed from it, not trained again."""
+    process = generate_workchain_train(getattr(EXIT, exit_code).status)
+    node = process.ctx.children[-1]
+    remote = node.outputs.remote_folder
+    (pathlib.Path(remote.get_remote_path()) / LesTrainCalculation._CHECKPOINT_FILENAME).write_bytes(b'checkpoint')
+    report = process.handle_job_interrupted(node)
+    assert report.do_break
+    assert report.exit_code.status == 0
+    assert process.ctx.inputs.parent_folder.uuid == remote.uuid
+
+
+def test_handle_job_interrupted_without_checkpoint_trains_again(generate_workchain_train):
+    """Nothing survived in the job's folder: the same inputs run again (no ``parent_folder``)."""
+    process = generate_workchain_train(EXIT.ERROR_OUTPUT_STDOUT_MISSING.status)
+    report = process.handle_job_interrupted(process.ctx.children[-1])
+    assert report.do_break
+    assert report.exit_code.status == 0
+    assert 'parent_folder' not in process.ctx.inputs
+    assert process.inspect_process().status == 0  # handled: restart
