@@ -24,6 +24,11 @@ __all__ = ('BaseLesCalculation',)
 DEVICES = ('auto', 'cpu', 'cuda')
 
 
+#: Exit codes of a job that was killed or lost its files (node failure, SIGKILL, scratch purge): its inputs are fine,
+#: so the restart workchains run it again (or resume it from a surviving checkpoint).
+INTERRUPTED_EXIT_CODES = ('ERROR_OUTPUT_STDOUT_MISSING', 'ERROR_OUTPUT_STDOUT_READ', 'ERROR_OUTPUT_STDOUT_INCOMPLETE')
+
+
 class BaseLesCalculation(CalcJob):
     """Base class of the CalcJobs that run one ``les-*`` program on a YAML configuration.
 

@@ -7,12 +7,15 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
+from aiida_les.calculations.base import INTERRUPTED_EXIT_CODES
 from workchains.protocols.utils import ProtocolMixin
 from workchains.reporting import ErrorReportMixin
 
 __all__ = ('LesMdBaseWorkChain',)
 
 LesMdCalculation = CalculationFactory('les.md')
+# exit codes of a killed job or one that lost its files
+_INTERRUPTED = (*INTERRUPTED_EXIT_CODES, 'ERROR_TRAJECTORY_FILE_MISSING', 'ERROR_SUMMARY_FILE_MISSING')
 EXIT = LesMdCalculation.exit_codes
 
 
@@ -123,13 +126,7 @@ class LesMdBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain):
 
     @process_handler(
         priority=300,
-        exit_codes=[
-            EXIT.ERROR_OUTPUT_STDOUT_MISSING,
-            EXIT.ERROR_OUTPUT_STDOUT_READ,
-            EXIT.ERROR_OUTPUT_STDOUT_INCOMPLETE,
-            EXIT.ERROR_TRAJECTORY_FILE_MISSING,
-            EXIT.ERROR_SUMMARY_FILE_MISSING,
-        ],
+        exit_codes=[getattr(EXIT, name) for name in _INTERRUPTED],
     )
     def handle_job_interrupted(self, calculation):
         """The job was killed (node failure, SIGKILL) or lost its files: run the same inputs again (same seed)."""

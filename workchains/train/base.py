@@ -7,6 +7,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ExitCode, ProcessHandlerReport, process_handler, while_
 from aiida.plugins import CalculationFactory
 
+from aiida_les.calculations.base import INTERRUPTED_EXIT_CODES
 from aiida_les.data.dataset import LesDatasetData
 from workchains.protocols.utils import ProtocolMixin
 from workchains.reporting import ErrorReportMixin
@@ -14,6 +15,8 @@ from workchains.reporting import ErrorReportMixin
 __all__ = ('LesTrainBaseWorkChain',)
 
 LesTrainCalculation = CalculationFactory('les.train')
+# exit codes of a killed job or one that lost its files
+_INTERRUPTED = (*INTERRUPTED_EXIT_CODES, 'ERROR_MODEL_FILE_MISSING', 'ERROR_METRICS_FILE_MISSING')
 EXIT = LesTrainCalculation.exit_codes
 
 
@@ -175,13 +178,7 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
 
     @process_handler(
         priority=300,
-        exit_codes=[
-            EXIT.ERROR_OUTPUT_STDOUT_MISSING,
-            EXIT.ERROR_OUTPUT_STDOUT_READ,
-            EXIT.ERROR_OUTPUT_STDOUT_INCOMPLETE,
-            EXIT.ERROR_MODEL_FILE_MISSING,
-            EXIT.ERROR_METRICS_FILE_MISSING,
-        ],
+        exit_codes=[getattr(EXIT, name) for name in _INTERRUPTED],
     )
     def handle_job_interrupted(self, calculation):
         """The job was killed (node failure, SIGKILL) or lost its files: resume from its last periodic checkpoint
