@@ -87,7 +87,7 @@ class LesCalculator(Calculator):
         for model in self.models:
             pred = model(batch, compute_forces=True, compute_stress=periodic, compute_bec=bec)
             predictions.append({k: v.detach() for k, v in pred.items() if k != K.NODE_FEATURES})
-        stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS])
+        stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS], batch[K.TOTAL_CHARGE])
 
         def numpy(key):
             return stats[key].cpu().to(torch.float64).numpy()

@@ -227,6 +227,7 @@ class ModelConfig(_Section):
     long_range: bool = True
     charge_model: Literal['latent', 'qeq'] = 'latent'
     charge_hidden: int = 32
+    charge_distribution: Literal['learned', 'uniform'] = 'learned'
     sigma: float = 1.0
     dl: float = 2.0
     charge_embedding: bool = True

@@ -90,12 +90,17 @@ def load_model(
     :return: the model in eval mode.
     """
     payload = read_model_file(path)
-    config = ModelConfig.from_dict(payload['model_config'])
+    config_dict = dict(payload['model_config'])
+    # Files written before the learned net-charge distribution and the sign convention: uniform, sign as trained.
+    config_dict.setdefault('charge_distribution', 'uniform')
+    config = ModelConfig.from_dict(config_dict)
     e0 = {int(z): float(e) for z, e in payload['reference_energies'].items()}
     model = LesModel(config, payload['species'], e0)
     saved_dtype = getattr(torch, payload.get('dtype', 'float64'))
     model = model.to(saved_dtype)
-    model.load_state_dict(payload['state_dict'])
+    state = dict(payload['state_dict'])
+    state.setdefault('charge_sign', torch.tensor(1.0, dtype=saved_dtype))
+    model.load_state_dict(state)
     model = model.to(device=map_location, dtype=dtype or saved_dtype)
     model.metadata = dict(payload.get('metadata', {}))
     return model.eval()

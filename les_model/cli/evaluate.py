@@ -66,7 +66,7 @@ def _run(argv) -> ExitCode:
             except ValueError as exc:
                 raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
             predictions.append({k: v.detach() for k, v in pred.items() if k != K.NODE_FEATURES})
-        stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS])
+        stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS], batch[K.TOTAL_CHARGE])
         accumulator.update(stats, batch, 0.0)
         offsets = np.concatenate([[0], np.cumsum(batch[K.N_ATOMS].cpu().numpy())])
         for b in range(len(chunk)):

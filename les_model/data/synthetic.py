@@ -24,7 +24,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from les_model.data.neighborlist import edge_vectors, neighbor_list
 from les_model.nn.coulomb import CoulombEnergy
 
-__all__ = ['label_point_charges', 'random_ionic_structures', 'water_like_box']
+__all__ = ['ion_molecule_pairs', 'label_point_charges', 'random_ionic_structures', 'water_like_box']
 
 
 def random_ionic_structures(
@@ -137,3 +137,70 @@ def label_point_charges(
             copy.info['total_charge'] = float(total_charge)
         labelled.append(copy)
     return labelled
+
+
+def ion_molecule_pairs(
+    n_structures: int,
+    distance_range: tuple[float, float],
+    ion: tuple[int, float] = (11, 1.0),
+    molecule: Sequence[tuple[int, float]] = ((1, 0.4), (9, -0.4)),
+    n_molecules: int = 1,
+    bond_length: float = 0.92,
+    amplitude: float = 1000.0,
+    rho: float = 0.3,
+    min_separation: float = 3.0,
+    seed: int = 0,
+) -> list[ase.Atoms]:
+    """A monatomic ion next to rigid neutral polar diatomics, labelled with exact point-charge Coulomb + a core.
+
+    Energy (eV): ``sum_{i<j in different fragments} [k q_i q_j / r_ij + A exp(-r_ij / rho)]`` (the molecules are
+    rigid, their internal energy a constant left out); forces are its exact derivatives. Molecules, not periodic;
+    ``atoms.info['total_charge']`` is the ion's charge and ``atoms.arrays['charges_true']`` holds the point charges.
+    Each molecule's centre sits at a distance uniform in ``distance_range`` (Å) from the ion in a random direction,
+    randomly oriented, at least ``min_separation`` from the other molecules' centres.
+
+    :param n_structures: number of structures.
+    :param distance_range: (d_min, d_max) ion-centre distances in Å.
+    :param ion: (atomic number, charge in e).
+    :param molecule: two (atomic number, charge) pairs whose charges sum to 0.
+    :param n_molecules: molecules per structure.
+    :param bond_length: Å.
+    :param amplitude: A in eV.
+    :param rho: Å.
+    :param min_separation: Å between molecule centres.
+    :param seed: RNG seed.
+    """
+    from les_model.units import COULOMB_CONSTANT
+
+    if abs(sum(q for _, q in molecule)) > 1e-12:
+        raise ValueError(f'the molecule must be neutral, got charges {[q for _, q in molecule]}')
+    rng = np.random.default_rng(seed)
+    numbers = [ion[0]] + [z for z, _ in molecule] * n_molecules
+    charges = torch.tensor([ion[1]] + [q for _, q in molecule] * n_molecules, dtype=torch.float64)
+    fragment = torch.tensor([0] + [1 + k for k in range(n_molecules) for _ in molecule])
+    other = fragment[:, None] != fragment[None, :]
+    upper = torch.triu(torch.ones(len(numbers), len(numbers), dtype=torch.bool), diagonal=1)
+    out = []
+    while len(out) < n_structures:
+        centres = []
+        for _ in range(n_molecules):
+            direction = rng.normal(size=3)
+            centres.append(rng.uniform(*distance_range) * direction / np.linalg.norm(direction))
+        if any(np.linalg.norm(a - b) < min_separation for k, a in enumerate(centres) for b in centres[:k]):
+            continue
+        positions = [np.zeros(3)]
+        for centre in centres:
+            rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+            mol = np.array([[0.0, 0.0, 0.0], [bond_length, 0.0, 0.0]]) @ rotation.T
+            positions.extend(mol - mol.mean(axis=0) + centre)
+        pos = torch.tensor(np.array(positions), dtype=torch.float64, requires_grad=True)
+        r = torch.cdist(pos, pos)
+        pair = COULOMB_CONSTANT * charges[:, None] * charges[None, :] / r + amplitude * torch.exp(-r / rho)
+        energy = pair[other & upper].sum()
+        (grad,) = torch.autograd.grad(energy, pos)
+        atoms = ase.Atoms(numbers=numbers, positions=pos.detach().numpy(), pbc=False)
+        atoms.calc = SinglePointCalculator(atoms, energy=float(energy.detach()), forces=(-grad).numpy())
+        atoms.info['total_charge'] = float(ion[1])
+        atoms.arrays['charges_true'] = charges.numpy()
+        out.append(atoms)
+    return out

@@ -79,6 +79,8 @@ class LesModel(nn.Module):
         self.register_buffer('e0', e0)
         #: energy scale s [eV] multiplying the host energies; set from the training data.
         self.register_buffer('energy_scale', torch.tensor(1.0))
+        #: global sign convention of the latent charges (+1 or -1; :mod:`les_model.nn.charge_sign`).
+        self.register_buffer('charge_sign', torch.tensor(1.0))
         use_state = config.charge_embedding or config.spin_embedding
         self.state_embedding = (
             GlobalStateEmbedding(self.host.n_features, config.charge_embedding, config.spin_embedding)
@@ -91,7 +93,9 @@ class LesModel(nn.Module):
             if config.charge_model == 'qeq':
                 self.charge_head = ElectronegativityHead(self.host.n_features, config.charge_hidden)
             else:
-                self.charge_head = LatentChargeHead(self.host.n_features, config.charge_hidden)
+                self.charge_head = LatentChargeHead(
+                    self.host.n_features, config.charge_hidden, distribution=config.charge_distribution
+                )
             self.long_range = LatentEwald(sigma=config.sigma, dl=config.dl)
             self.qeq = QEq(kernel=self.long_range) if config.charge_model == 'qeq' else None
 
@@ -110,9 +114,36 @@ class LesModel(nn.Module):
         if isinstance(self.charge_head, ElectronegativityHead):
             chi, hardness = self.charge_head(features)
             return self.qeq(
-                chi, hardness, data[K.POSITIONS], data[K.CELL], data[K.PBC], batch, n_structures, total_charge
+                self.charge_sign * chi,
+                hardness,
+                data[K.POSITIONS],
+                data[K.CELL],
+                data[K.PBC],
+                batch,
+                n_structures,
+                total_charge,
             )
-        return self.charge_head(features, batch, total_charge, n_structures)
+        return self.charge_head(features, batch, total_charge, n_structures, sign=self.charge_sign)
+
+    @torch.no_grad()
+    def orient_charges(self, batches) -> dict[str, float | bool]:
+        """Apply the charge sign convention of :mod:`~les_model.nn.charge_sign` on ``batches``.
+
+        Flips :attr:`charge_sign` when the electronegativity-weighted charge of the neutral structures is positive.
+        Only call it when the flip is a symmetry of what was trained on (neutral structures, no dipole/BEC labels).
+
+        :param batches: iterable of collated batches on the model's device and dtype.
+        :return: ``{'score': S before, 'flipped': bool, 'sign': the sign now}``; S in e.
+        """
+        from les_model.nn.charge_sign import dataset_orientation_score
+
+        if self.long_range is None:
+            return {'score': 0.0, 'flipped': False, 'sign': float(self.charge_sign)}
+        score = dataset_orientation_score(self, batches)
+        flipped = score > 0.0
+        if flipped:
+            self.charge_sign.neg_()
+        return {'score': score, 'flipped': flipped, 'sign': float(self.charge_sign)}
 
     @staticmethod
     def _dipole(positions, charges, cell, pbc, batch, n_structures):

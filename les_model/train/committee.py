@@ -173,7 +173,14 @@ def train_committee(
             'train': trainer.evaluate(train_full, use_ema=False),
             'valid': trainer.evaluate(valid_set, use_ema=False) if len(valid_set) else {},
         }
-        meta = {'seed': seed, 'member': k, 'best_epoch': trainer.best_epoch, 'final': entry['final']}
+        meta = {
+            'seed': seed,
+            'member': k,
+            'best_epoch': trainer.best_epoch,
+            'final': entry['final'],
+            'charge_sign_convention': trainer.charge_convention,
+        }
+        entry['charge_sign_convention'] = trainer.charge_convention
         save_model(trainer.model, workdir / names[k], metadata=meta)
         write_metrics()
     metrics['status'] = 'completed'

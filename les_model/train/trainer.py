@@ -32,6 +32,7 @@ from les_model.train.loss import LossWeights, weighted_loss
 from les_model.train.metrics import ErrorAccumulator
 
 __all__ = [
+    'charge_convention',
     'NonFiniteLossError',
     'Trainer',
     'WalltimeReached',
@@ -135,6 +136,22 @@ def initialise_model(config: TrainConfig, train_set: StructureDataset, seed: int
     return model
 
 
+def charge_convention(model: LesModel, train_set: StructureDataset, weights: LossWeights) -> str:
+    """What fixes the global sign of the latent charges (:mod:`les_model.nn.charge_sign`).
+
+    :return: ``'none'`` (no latent charges), ``'labels'`` (dipole or Born-charge labels are trained on),
+        ``'total_charge'`` (charged training structures: the energy is not even in q) or ``'electronegativity'``
+        (the convention applies: the flip is a symmetry of the loss).
+    """
+    if model.long_range is None:
+        return 'none'
+    if weights.get(K.DIPOLE, 0.0) > 0 or weights.get(K.BEC, 0.0) > 0:
+        return 'labels'
+    if any(abs(float(sample[K.TOTAL_CHARGE])) > 1e-8 for sample in train_set.samples):
+        return 'total_charge'
+    return 'electronegativity'
+
+
 def _rng_state() -> dict[str, Any]:
     return {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(), 'python': random.getstate()}
 
@@ -206,6 +223,7 @@ class Trainer:
         self.bad_epochs = 0
         self.stopped_early = False
         self._step_times: list[float] = []
+        self.charge_convention = charge_convention(model, train_set, self.weights)
 
     # --- state ---------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -294,7 +312,17 @@ class Trainer:
             self._save()
             raise WalltimeReached(f'walltime reached at epoch {self.epoch}, step {self.step}; checkpoint written')
 
+    def _orient_charges(self) -> dict[str, Any]:
+        """Apply the latent-charge sign convention (EMA weights, up to 64 training structures) when it is free."""
+        if self.charge_convention != 'electronegativity':
+            return {}
+        subset = self.train_set.subset(range(min(64, len(self.train_set))))
+        with self.ema.applied(self.model):
+            result = self.model.orient_charges(subset.batches(self.config.batch_size, None, self.dtype, self.device))
+        return {'charge_sign': result['sign'], 'charge_orientation_score': result['score']}
+
     def _end_epoch(self) -> None:
+        orientation = self._orient_charges()
         train_metrics = ErrorAccumulator(self.accumulator).summary()
         valid_metrics = self.evaluate(self.valid_set) if len(self.valid_set) else {}
         monitor = valid_metrics.get('loss', train_metrics.get('loss', float('inf')))
@@ -308,6 +336,7 @@ class Trainer:
             'lr': self.optimizer.param_groups[0]['lr'],
             'train': train_metrics,
             'valid': valid_metrics,
+            **orientation,
         }
         self.history.append(entry)
         if monitor < self.best_loss * (1.0 - _MIN_RELATIVE_IMPROVEMENT):

@@ -98,7 +98,7 @@ def test_total_charge_embedding_separates_charge_states():
         batch = StructureDataset.from_atoms([neutral[0], charged[0]]).batches(2, dtype=torch.float32)
         energy = trainer.model(next(batch), compute_forces=False)[K.ENERGY].detach()
         predictions[embedding] = float(energy[1] - energy[0]) / len(neutral[0])
-    assert predictions[False] == 0.0
+    assert abs(predictions[False]) < 1e-5  # float32 sums of the two structures may differ by rounding only
     assert 0.15 < predictions[True] < 0.25, f'embedded model separates the states by {predictions[True]:.3f} eV/atom'
 
 
@@ -130,10 +130,11 @@ def _trained_model():
 
 
 def test_nve_energy_is_conserved_fast():
-    """Total energy of a trained LES model in NVE (0.5 fs, 300 steps): drift and fluctuation below 0.1 meV/atom and
-    far below the potential-energy fluctuation. (At 1 fs the drift is 3.6x larger: Verlet error, O(dt^2).)"""
+    """Total energy of a trained LES model in NVE (0.25 fs, 600 steps): drift and fluctuation below 0.1 meV/atom and
+    far below the potential-energy fluctuation. The drift is Verlet error, O(dt^2): with the learned net-charge
+    distribution it was 1.07e-4 eV/atom at 0.5 fs and 2.7e-5 at 0.25 fs (4x for dt/2)."""
     model, atoms = _trained_model()
-    drift, total_std, potential_std = _nve_drift(model, atoms, steps=300, timestep_fs=0.5)
+    drift, total_std, potential_std = _nve_drift(model, atoms, steps=600, timestep_fs=0.25)
     n = len(atoms)
     assert abs(drift) / n < 1e-4, drift / n
     assert total_std / n < 1e-3, total_std / n
