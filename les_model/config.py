@@ -361,7 +361,13 @@ class MDConfig(_Section):
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig(_Section):
-    """Evaluation of one or several models (a committee) on an extxyz file."""
+    """Evaluation of one or several models (a committee) on an extxyz file.
+
+    ``eps_inf`` (dimensionless, optional): high-frequency dielectric constant; predicted Born effective charges are
+    divided by ``sqrt(eps_inf)`` (latent charges of a model trained on energies and forces alone are screened
+    charges; this turns their Born charges into an estimate of the physical Z*). Leave it unset for a model
+    trained on Born-charge or dipole labels.
+    """
 
     models: tuple[str, ...] = ()
     data_file: str = ''
@@ -370,11 +376,14 @@ class EvalConfig(_Section):
     metrics_file: str = 'metrics.json'
     batch_size: int = 8
     compute_bec: bool = False
+    eps_inf: float | None = None
     device: Device = 'auto'
     dtype: Dtype = 'float64'
 
     def _check(self):
         errors: list[str] = []
+        if self.eps_inf is not None and not self.eps_inf > 0:
+            errors.append(f'eps_inf must be positive, got {self.eps_inf}')
         if not self.models:
             errors.append('models must list at least one model file')
         if not self.data_file:

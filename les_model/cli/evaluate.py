@@ -67,6 +67,8 @@ def _run(argv) -> ExitCode:
                 raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
             predictions.append({k: v.detach() for k, v in pred.items() if k != K.NODE_FEATURES})
         stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS], batch[K.TOTAL_CHARGE])
+        if config.eps_inf is not None and K.BEC in stats:
+            stats[K.BEC] = stats[K.BEC] / float(np.sqrt(config.eps_inf))
         accumulator.update(stats, batch, 0.0)
         offsets = np.concatenate([[0], np.cumsum(batch[K.N_ATOMS].cpu().numpy())])
         for b in range(len(chunk)):
@@ -107,6 +109,7 @@ def _run(argv) -> ExitCode:
         'model_files': list(config.models),
         'errors': errors,
         'units': {**UNITS, 'uncertainty': 'eV/Å (force), eV/atom (energy), e (charge)'},
+        'bec_divided_by_sqrt_eps_inf': config.eps_inf,
         'uncertainty': uncertainty,
         'frames': per_frame,
     }
