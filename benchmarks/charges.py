@@ -243,13 +243,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, frames in tests.items():
                 metrics = response_metrics(model, frames)
                 row[name] = metrics
-                print(
-                    f'{seed:>4} {name[:32]:<32} {_fmt(metrics.get("dipole_r2"))} {_fmt(metrics.get("dipole_r2_scaled"))}'
-                    f' {_fmt(metrics.get("dipole_scale"))} {_fmt(metrics.get("bec_r2"))} '
-                    f'{_fmt(metrics.get("bec_r2_scaled"))} {_fmt(metrics.get("bec_scale"))} '
-                    f'{_fmt(metrics.get("bec_r2_transposed"))}  {metrics["mean_charge"]}',
-                    flush=True,
-                )
+                columns = ('dipole_r2', 'dipole_r2_scaled', 'dipole_scale', 'bec_r2', 'bec_r2_scaled', 'bec_scale')
+                values = ' '.join(_fmt(metrics.get(key)) for key in (*columns, 'bec_r2_transposed'))
+                print(f'{seed:>4} {name[:32]:<32} {values}  {metrics["mean_charge"]}', flush=True)
             results['seeds'].append(row)
         signs = {
             name: [np.sign(row[name].get('dipole_scale', row[name].get('bec_scale', 0.0))) for row in results['seeds']]
