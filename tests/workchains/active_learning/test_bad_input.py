@@ -158,6 +158,68 @@ def test_campaign_refuses_unknown_override_keys(launch_campaign, case):
     assert_refused_before_launch(lambda: launch_campaign(overrides=overrides), match)
 
 
+PARAMETER_CASES = {
+    # The fast protocol labels 1 seed + 3 copies = 4 initial frames first.
+    'label budget below the initial frames': (
+        {'label_budget': 2},
+        r'`parameters.label_budget` 2 is smaller than the 4 initial frames \(1 seed\(s\) x \(1 \+ n_initial_copies 3',
+    ),
+    'held-out set as large as the initial frames': (
+        {'n_validation': 4},
+        r'`parameters.n_validation` 4 would hold out all of the 4 initial frames .*, leaving none to train on: '
+        'use at most 3',
+    ),
+    'held-out set larger than the initial frames': (
+        {'n_validation': 10},
+        '`parameters.n_validation` 10 would hold out',
+    ),
+    'non-integer label budget': (
+        {'label_budget': 2.5},
+        r'`parameters.label_budget` must be an integer, got 2.5 \(float\)',
+    ),
+    'temperatures not a list': (
+        {'temperatures': 300.0},
+        r'`parameters.temperatures` must be a list of numbers, got 300.0 \(float\)',
+    ),
+    'committee size as text': (
+        {'committee_size': '4'},
+        r"`parameters.committee_size` must be an integer, got '4' \(str\)",
+    ),
+    'warm start as text': ({'warm_start': 'yes'}, r"`parameters.warm_start` must be true or false, got 'yes' \(str\)"),
+    'charge per seed not an integer': (
+        {'total_charges': {'seed': 'minus one'}},
+        r"`parameters.total_charges` must be a mapping of seed label to integer, got \{'seed': 'minus one'\}",
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(PARAMETER_CASES))
+def test_campaign_refuses_bad_parameters(launch_campaign, case):
+    """Wrong types and a budget or held-out set the initial frames do not fit: one sentence naming key and value."""
+    parameters, match = PARAMETER_CASES[case]
+    assert_refused_before_launch(lambda: launch_campaign(overrides={'parameters': parameters}), match)
+
+
+def test_campaign_refuses_held_out_element_missing_from_dataset(launch_campaign, campaign_codes, generate_dataset):
+    """A held-out frame with an element the training set lacks would fail the first training (exit 401)."""
+    builder = LesActiveLearningWorkChain.get_builder_from_protocol(
+        campaign_codes, {'seed': orm.StructureData(ase=_nacl())}, protocol='fast'
+    )
+    level = label_level_of_theory(builder.label)
+    dataset = _dataset_at(generate_dataset, level)
+    frames = _dataset_at(generate_dataset, level).get_ase()
+    frames[1].symbols[0] = 'K'
+    held_out = LesDatasetData.from_ase(frames)
+    assert_refused_before_launch(
+        lambda: launch_campaign(dataset=dataset, validation_dataset=held_out),
+        r"`validation_dataset` has elements \['K'\] that `dataset` lacks \(it has \['Cl', 'Na'\]\)",
+    )
+    assert_refused_before_launch(
+        lambda: launch_campaign(_nacl(_substitute('K')), dataset=dataset, validation_dataset=dataset),
+        r"Seed structure `seed` has elements \['K'\] that `dataset` lacks",
+    )
+
+
 def test_label_refuses_unknown_override_keys(fixture_code, generate_structure):
     code = fixture_code('les.cp2k', 'les-cp2k')
 
