@@ -179,6 +179,30 @@ def test_md_stops_with_distinct_exit_codes(trained, tmp_path, monkeypatch, capsy
     assert frames[-1].info['les_step'] == summary['steps_completed']
 
 
+def test_md_zero_switches_every_stopping_rule_off(trained, tmp_path, monkeypatch):
+    """0 means off for all three bounds: a hot run that would trip any of them at step 1 runs to the end."""
+    monkeypatch.chdir(tmp_path)
+    options = {'max_energy_change': 0.0, 'min_distance': 0.0, 'max_force_std': 0.0, 'temperature': 3000.0}
+    _write(tmp_path / 'md.yaml', _md_config(trained, **options))
+    assert md.main(['md.yaml']) == ExitCode.SUCCESS
+    summary = json.loads((tmp_path / 'md_summary.json').read_text())
+    assert summary['steps_completed'] == 6
+    energies = [frame['energy'] for frame in summary['frames']]
+    assert max(energies) - min(energies) > 0  # the energy did move: with a tiny bound the run would have stopped
+
+
+def test_md_refuses_unphysical_timestep_before_running(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / 'md.yaml', _md_config(trained, timestep=50.0))
+    assert md.main(['md.yaml']) == ExitCode.INVALID_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith('les-md: ERROR INVALID_CONFIG: ')
+    assert 'timestep must be <= 5.0 fs' in err[0]
+    assert 'got 50.0 fs' in err[0]
+    assert list(tmp_path.iterdir()) == [tmp_path / 'md.yaml']  # nothing computed
+
+
 def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _write(

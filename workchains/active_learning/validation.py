@@ -14,7 +14,13 @@ from __future__ import annotations
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS
 from workchains.label.label import precheck_structure
 
-__all__ = ('check_dataset_levels', 'check_dataset_species', 'check_initial_frames', 'check_seeds')
+__all__ = (
+    'check_dataset_levels',
+    'check_dataset_species',
+    'check_initial_frames',
+    'check_program_configs',
+    'check_seeds',
+)
 
 
 def check_seeds(inputs: dict) -> str | None:
@@ -107,4 +113,35 @@ def check_dataset_species(inputs: dict) -> str | None:
                 f'Seed structure `{name}` has elements {missing} that `dataset` lacks (it has {sorted(known)}): '
                 'models trained on `dataset` cannot run MD on it.'
             )
+    return None
+
+
+def check_program_configs(inputs: dict) -> str | None:
+    """Return why a ``les-train``, ``les-md`` or ``les-eval`` configuration of the campaign is invalid, or None.
+
+    The campaign's ``train``, ``md`` and ``evaluate`` namespaces leave out what it fills at run time (dataset,
+    structure, models), so the CalcJobs' own validators skip the configuration there; without this check a bad MD
+    setting (a 50 fs time step, say) would surface only after the initial labels and the first training. The MD
+    configuration is checked with what the campaign sets per run: each temperature and ``md_stop_force_std``.
+    """
+    from aiida import orm
+    from aiida.plugins import CalculationFactory
+
+    parameters = {**DEFAULT_PARAMETERS, **(inputs['parameters'].get_dict() if 'parameters' in inputs else {})}
+    checks = []
+    if 'train' in inputs:
+        checks.append(('train', CalculationFactory('les.train'), dict(inputs['train'].get('train', {}))))
+    if 'md' in inputs:
+        md = dict(inputs['md'].get('md', {}))
+        config = md['config'].get_dict() if 'config' in md else {}
+        for temperature in parameters['temperatures']:
+            config = {**config, 'temperature': float(temperature)}
+            config['max_force_std'] = float(parameters['md_stop_force_std'])
+            checks.append(('md', CalculationFactory('les.md'), {**md, 'config': orm.Dict(config)}))
+    if 'evaluate' in inputs:
+        checks.append(('evaluate', CalculationFactory('les.evaluate'), dict(inputs['evaluate'])))
+    for namespace, calculation, calculation_inputs in checks:
+        error = calculation.check_config(calculation_inputs)
+        if error:
+            return f'`{namespace}` inputs: {error}'
     return None

@@ -26,6 +26,7 @@ from workchains.active_learning.validation import (
     check_dataset_levels,
     check_dataset_species,
     check_initial_frames,
+    check_program_configs,
     check_seeds,
 )
 from workchains.protocols.utils import ProtocolMixin
@@ -41,7 +42,8 @@ LesModelData = DataFactory('les.model')
 
 def validate_inputs(inputs: dict, _ctx) -> str | None:
     """Seeds present and labellable; the initial frames within the label budget; a validation set only with a dataset,
-    both and the labels at one level of theory, with no element the dataset lacks; restart sane."""
+    both and the labels at one level of theory, with no element the dataset lacks; program configurations valid;
+    restart sane."""
     if not inputs.get('structures'):
         return 'At least one seed structure is needed in `structures`.'
     if 'validation_dataset' in inputs and 'dataset' not in inputs:
@@ -51,6 +53,7 @@ def validate_inputs(inputs: dict, _ctx) -> str | None:
         or check_initial_frames(inputs)
         or check_dataset_levels(inputs)
         or check_dataset_species(inputs)
+        or check_program_configs(inputs)
         or validate_continuation(inputs)
     )
 

@@ -200,6 +200,26 @@ def test_campaign_refuses_bad_parameters(launch_campaign, case):
     assert_refused_before_launch(lambda: launch_campaign(overrides={'parameters': parameters}), match)
 
 
+PROGRAM_CASES = {
+    'unphysical MD time step': (
+        {'md': {'md': {'config': {'timestep': 50.0}}}},
+        r'`md` inputs: .*timestep must be <= 5.0 fs',
+    ),
+    'no training epochs': ({'train': {'train': {'config': {'epochs': 0}}}}, r'`train` inputs: .*epochs must be > 0'),
+    'evaluation batch size': (
+        {'evaluate': {'config': {'batch_size': -1}}},
+        r'`evaluate` inputs: .*batch_size must be > 0',
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(PROGRAM_CASES))
+def test_campaign_refuses_bad_program_configuration(launch_campaign, case):
+    """A configuration les-md/les-train/les-eval would refuse stops the campaign at launch, not after the labels."""
+    overrides, match = PROGRAM_CASES[case]
+    assert_refused_before_launch(lambda: launch_campaign(overrides=overrides), match)
+
+
 def test_campaign_refuses_held_out_element_missing_from_dataset(launch_campaign, campaign_codes, generate_dataset):
     """A held-out frame with an element the training set lacks would fail the first training (exit 401)."""
     builder = LesActiveLearningWorkChain.get_builder_from_protocol(
