@@ -22,7 +22,7 @@ __all__ = ['main']
 
 
 def _run(argv) -> ExitCode:
-    parser = base_parser('les-eval', 'Evaluate one LES model or a committee on an extxyz file.')
+    parser = base_parser('les-eval', 'Evaluate one LES model or a committee on an extxyz file.', 'eval')
     args = parser.parse_args(argv)
     config = read_config(args.config, 'eval', args)
     check_files(config.data_file, *config.models)

@@ -101,7 +101,7 @@ def _frame(atoms, step: int, time_fs: float, results: dict):
 
 
 def _run(argv) -> ExitCode:
-    parser = base_parser('les-md', 'Molecular dynamics with a committee of LES models.')
+    parser = base_parser('les-md', 'Molecular dynamics with a committee of LES models.', 'md')
     args = parser.parse_args(argv)
     config = read_config(args.config, 'md', args)
     check_files(config.structure, *config.models)

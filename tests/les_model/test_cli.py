@@ -234,3 +234,67 @@ def test_incompatible_model_exit_code(trained, tmp_path, monkeypatch):
     (tmp_path / 'bad.pt').write_text('junk')
     _write(tmp_path / 'eval.yaml', {'models': ['bad.pt'], 'data_file': str(trained / 'data.extxyz')})
     assert evaluate.main(['eval.yaml']) == ExitCode.INCOMPATIBLE_MODEL
+
+
+def _flat_keys(cls, prefix=''):
+    import dataclasses
+    from typing import get_type_hints
+
+    hints = get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[field.name]):
+            yield from _flat_keys(hints[field.name], f'{prefix}{field.name}.')
+        else:
+            yield f'{prefix}{field.name}', hints[field.name]
+
+
+@pytest.mark.parametrize(
+    ('program', 'kind', 'expected'),
+    [
+        (train, 'train', ['  model.cutoff: float, default 5.0  [Å]', '  max_walltime: float, default 0.0  [s, 0 = ']),
+        (
+            md,
+            'md',
+            ['  timestep: float, default 0.5  [fs, at most 5', '  max_energy_change: float, default 5.0  [eV/atom'],
+        ),
+        (evaluate, 'eval', ['  models: list of str, required', "  keys.forces: str, default 'forces'"]),
+    ],
+)
+def test_help_lists_every_config_key_with_units(program, kind, expected, capsys):
+    """``--help`` is generated from les_model.config: every key, its type, default and unit, and the example file."""
+    from les_model.config import EvalConfig, MDConfig, TrainConfig
+
+    with pytest.raises(SystemExit) as exit_info:
+        program.main(['--help'])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    cls = {'train': TrainConfig, 'md': MDConfig, 'eval': EvalConfig}[kind]
+    lines = text.splitlines()
+    for key, _ in _flat_keys(cls):
+        assert any(line.startswith(f'  {key}: ') for line in lines), key
+    for line in expected:
+        assert any(candidate.startswith(line) for candidate in lines), line
+    example = f'examples/configs/{kind}.yaml'
+    assert example in ' '.join(text.split())
+    assert (Path(__file__).resolve().parents[2] / example).is_file()
+
+
+def test_every_numeric_config_key_has_a_unit():
+    """A new float key must say its unit in --help (les_model/cli/_help.py UNITS)."""
+    from les_model.cli._help import UNITS
+    from les_model.config import EvalConfig, MDConfig, ModelConfig, TrainConfig
+
+    for cls in (ModelConfig, TrainConfig, MDConfig, EvalConfig):
+        for key, hint in _flat_keys(cls):
+            if hint in (float, float | None) and '.' not in key:
+                assert key in UNITS[cls.__name__], f'{cls.__name__}.{key}'
+
+
+def test_ir_help_names_units(capsys):
+    from les_model.cli import ir
+
+    with pytest.raises(SystemExit):
+        ir.main(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert 'time between frames in fs' in text
+    assert 'wavenumber [cm^-1]' in text
