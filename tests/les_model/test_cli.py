@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import ase.io
+import numpy as np
 import pytest
 import yaml
 
@@ -203,7 +204,7 @@ def test_md_refuses_unphysical_timestep_before_running(trained, tmp_path, monkey
     assert list(tmp_path.iterdir()) == [tmp_path / 'md.yaml']  # nothing computed
 
 
-def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch):
+def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     _write(
         tmp_path / 'eval.yaml',
@@ -227,6 +228,27 @@ def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch):
     assert 'les_max_force_std' in frames[5].info
     reference = ase.io.read(trained / 'data.extxyz', 5)
     assert frames[5].get_potential_energy() == pytest.approx(reference.get_potential_energy())  # labels kept
+
+    # metrics.json: one unit system (milli-units of eV and e), named for every key; the extxyz stays in eV and e.
+    units = metrics['units']
+    assert units['forces'] == 'meV/Å'
+    assert units['energy_per_atom'] == units['energy_error_per_atom'] == units['energy_std_per_atom'] == 'meV/atom'
+    assert units['max_force_std'] == 'meV/Å'
+    assert units['max_charge_std'] == 'me'
+    frame = metrics['frames'][5]
+    assert frame['max_force_std'] == pytest.approx(1000 * frames[5].info['les_max_force_std'])
+    assert frame['energy'] == pytest.approx(1000 * frames[5].info['les_energy'])
+    error = (frames[5].info['les_energy'] - reference.get_potential_energy()) / len(reference)
+    assert frame['energy_error_per_atom'] == pytest.approx(1000 * error)
+    errors = [f['energy_error_per_atom'] for f in metrics['frames']]
+    assert metrics['errors']['energy_per_atom_rmse'] == pytest.approx(np.sqrt(np.mean(np.square(errors))))
+    assert metrics['uncertainty']['max_force_std']['max'] == pytest.approx(
+        max(f['max_force_std'] for f in metrics['frames'])
+    )
+    out = capsys.readouterr().out
+    rmse = metrics['errors']['forces_rmse']
+    assert f'forces_rmse={rmse:.4g} meV/Å' in out
+    assert f'energy_per_atom_rmse={metrics["errors"]["energy_per_atom_rmse"]:.4g} meV/atom' in out
 
 
 def test_incompatible_model_exit_code(trained, tmp_path, monkeypatch):
