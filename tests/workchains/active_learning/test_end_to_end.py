@@ -1,8 +1,12 @@
 """End to end: the demo campaign on the `fast` protocol with the real programs (les-train, les-md, les-eval, CP2K)."""
 
+import re
 import shutil
+import warnings
 
 import pytest
+from aiida import orm
+from aiida.common.warnings import AiidaDeprecationWarning
 from aiida.engine import run_get_node
 
 from aiida_les.campaign import campaign_history, export_campaign
@@ -13,8 +17,15 @@ pytestmark = pytest.mark.skipif(shutil.which('cp2k.psmp') is None, reason='CP2K 
 def test_fast_campaign(demo, codes, tmp_path):
     """One generation: initial CP2K labels -> committee -> MD -> held-out evaluation -> selection -> labels."""
     builder = demo.demo_builder(protocol='fast', overrides={})
-    results, node = run_get_node(builder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
+    # No deprecation warning per MD run (TrajectoryData pbc), and report numbers rounded to what they mean.
+    assert not [w for w in caught if issubclass(w.category, AiidaDeprecationWarning)]
+    reports = [log.message for log in orm.Log.collection.get_logs_for(node)]
+    assert any('held-out force RMSE' in line for line in reports)
+    assert not [line for line in reports if re.search(r'\d\.\d{6,}', line)], reports
 
     summary = results['summary'].get_dict()
     assert summary['stop_reason'] in {'converged', 'label_budget', 'max_generations'}
