@@ -14,14 +14,18 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
-def _aiida_les(home, *args, aiida_path=None):
+def _aiida_les(home, *args, aiida_path=None, installed=False):
+    """Run ``python -m aiida_les.cli`` (or, with ``installed``, the ``aiida-les`` script of this environment)."""
     env = {key: value for key, value in os.environ.items() if key != 'AIIDA_PATH'}
     env.update(HOME=str(home), PYTHONPATH=os.pathsep.join([str(ROOT), env.get('PYTHONPATH', '')]))
     if aiida_path is not None:
         env['AIIDA_PATH'] = str(aiida_path)
-    return subprocess.run(
-        [sys.executable, '-m', 'aiida_les.cli', *args], capture_output=True, text=True, env=env, check=False, cwd=home
+    command = (
+        [str(pathlib.Path(sys.executable).parent / 'aiida-les')]
+        if installed
+        else [sys.executable, '-m', 'aiida_les.cli']
     )
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env, check=False, cwd=home)
 
 
 @pytest.mark.parametrize('args', [('--help',), ('setup', '--help'), ('campaign', 'show', '-h'), ()])
@@ -60,3 +64,16 @@ def test_existing_home_configuration_is_used(tmp_path):
     completed = _aiida_les(tmp_path, 'campaign', 'list')
     assert 'No AiiDA configuration' not in completed.stderr
     assert 'no default profile' in completed.stdout + completed.stderr
+
+
+def test_installed_script_creates_nothing(tmp_path):
+    """The ``aiida-les`` script installed in this environment (whatever entry point it was generated for)."""
+    if not (pathlib.Path(sys.executable).parent / 'aiida-les').exists():
+        pytest.skip('no aiida-les script next to this Python')
+    completed = _aiida_les(tmp_path, 'setup', '--help', installed=True)
+    assert completed.returncode == 0, completed.stderr
+    assert 'Usage: aiida-les setup' in completed.stdout
+    refused = _aiida_les(tmp_path, 'campaign', 'list', installed=True)
+    assert refused.returncode == 1
+    assert 'No AiiDA configuration' in refused.stderr
+    assert list(tmp_path.iterdir()) == []
