@@ -1,5 +1,6 @@
 """End to end: the demo campaign on the `fast` protocol with the real programs (les-train, les-md, les-eval, CP2K)."""
 
+import math
 import re
 import shutil
 import warnings
@@ -14,7 +15,7 @@ from aiida_les.campaign import campaign_history, export_campaign
 pytestmark = pytest.mark.skipif(shutil.which('cp2k.psmp') is None, reason='CP2K (cp2k.psmp) is not installed')
 
 
-def test_fast_campaign(demo, codes, tmp_path):
+def test_fast_campaign(demo, codes, tmp_path, run_aiida_les):
     """One generation: initial CP2K labels -> committee -> MD -> held-out evaluation -> selection -> labels."""
     builder = demo.demo_builder(protocol='fast', overrides={})
     with warnings.catch_warnings(record=True) as caught:
@@ -48,3 +49,20 @@ def test_fast_campaign(demo, codes, tmp_path):
     written = export_campaign(node, tmp_path / 'export')
     for key in ('summary', 'dataset', 'learning_curve', 'error_vs_labels', 'uncertainty'):
         assert written[key].stat().st_size > 0
+
+    # The same campaign as its user sees it through `aiida-les`.
+    shown = run_aiida_les('campaign', 'show', node.pk)
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines()[0] == f'Campaign {node.pk}: finished, exit status 0'
+    assert f'Stopped: {summary["stop_reason"]}' in shown.output
+    exported = run_aiida_les('campaign', 'export', node.pk, '-o', tmp_path / 'export')
+    assert exported.exit_code != 0  # written above: refused without --force
+    exported = run_aiida_les('campaign', 'export', node.pk, '-o', tmp_path / 'export', '--force')
+    assert exported.exit_code == 0, exported.output
+    model = results['models']['member_0']
+    assert (tmp_path / 'export' / 'model_0.pt').read_bytes() == model.get_content(mode='rb')
+    assert run_aiida_les('model', 'show', model.pk).exit_code == 0
+    assert run_aiida_les('dataset', 'export', dataset.pk, '-o', tmp_path / 'final.extxyz').exit_code == 0
+    atoms = dataset.get_ase()[0]
+    atoms.calc = model.get_calculator(device='cpu')
+    assert math.isfinite(atoms.get_potential_energy())  # the node's calculator runs the campaign's model
