@@ -53,6 +53,7 @@ def test_export_writes_committee_datasets_summary_and_plots(run_aiida_les, campa
     summary = json.loads((target / 'summary.json').read_text())
     assert summary['stop_reason'] == 'max_generations'
     assert [row['heldout_forces_rmse'] for row in summary['history']] == [250.0, 250.0]
+    assert summary['units']['heldout_forces_rmse'].startswith('meV/Å')
 
 
 def test_export_refuses_existing_directory_without_force(run_aiida_les, campaign, tmp_path):
