@@ -10,7 +10,6 @@ from aiida import orm
 
 from aiida_les.campaign.history import campaign_history
 
-
 #: Units of the numbers in ``summary.json``: ``history`` rows (from :func:`campaign_history`) and the campaign's own
 #: per-generation statistics (``generations``), whose keys carry their unit.
 HISTORY_UNITS = {
