@@ -30,16 +30,15 @@ def test_list_and_show(run_aiida_les, campaign):
     assert lines[-1] == 'Stopped: max_generations'
 
 
-@pytest.mark.parametrize('command', ['show', 'export', 'extend'])
-def test_refuses_a_node_that_is_not_a_campaign(run_aiida_les, campaign, command, tmp_path):
+def test_refuses_a_node_that_is_not_a_campaign(run_aiida_les, campaign, tmp_path):
     training = campaign.base.links.get_outgoing(link_label_filter='generation_00_train_0').one().node
     label = campaign.base.links.get_outgoing(link_label_filter='generation_00_label').one().node
-    for node in (training, label):
-        args = ['-o', tmp_path / 'out'] if command == 'export' else ['--dry-run'] if command == 'extend' else []
-        result = run_aiida_les('campaign', command, node.pk, *args)
-        assert result.exit_code != 0
-        assert f'<{node.pk}> is not a campaign (les.active_learning)' in result.output
-        assert 'Campaign' not in result.output
+    for command, args in (('show', []), ('export', ['-o', tmp_path / 'out']), ('extend', ['--dry-run'])):
+        for node in (training, label):
+            result = run_aiida_les('campaign', command, node.pk, *args)
+            assert result.exit_code != 0
+            assert f'<{node.pk}> is not a campaign (les.active_learning)' in result.output
+            assert 'Campaign' not in result.output
     assert not (tmp_path / 'out').exists()
 
 
