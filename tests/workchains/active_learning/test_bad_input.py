@@ -297,6 +297,17 @@ def test_campaign_accepts_good_input(campaign_codes, generate_dataset, generate_
     assert process.node.pk is not None
 
 
+@pytest.mark.parametrize('protocol', ['fast', 'balanced', 'stringent'])
+def test_every_protocol_accepts_a_single_seed(campaign_codes, generate_workchain, protocol):
+    """Each protocol's label budget and held-out set fit the initial frames of one seed (water: every protocol has
+    basis sets for H and O)."""
+    builder = LesActiveLearningWorkChain.get_builder_from_protocol(
+        campaign_codes, {'seed': orm.StructureData(ase=_water())}, protocol=protocol
+    )
+    process = generate_workchain('les.active_learning', builder._inputs(prune=True))
+    assert process.node.pk is not None
+
+
 def test_label_excludes_bad_structure_before_any_calculation(fixture_code):
     """les.label is a batch tool: a structure its labeller refuses is excluded with the reason, before any CalcJob."""
     atoms = _water()
