@@ -58,11 +58,6 @@ def validate_inputs(inputs: dict, _ctx) -> str | None:
     )
 
 
-def _rounded(value: float | None) -> str:
-    """An error in meV-based units to 0.1 (a committee's errors differ far more than that), or ``n/a``."""
-    return 'n/a' if value is None else f'{value:.1f}'
-
-
 class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
     """Active-learning campaign for an LES potential: committee training, MD exploration, selection, DFT labels."""
 
@@ -329,9 +324,10 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             'heldout_forces_rmse_eV_per_A': self.ctx.force_error,
             'heldout_energy_rmse_meV_per_atom': errors.get('energy_per_atom_rmse'),
         }
+        rmse_text = 'n/a' if force_rmse is None else f'{force_rmse:.1f}'  # 0.1 meV/Å: far below member spread
         self.report(
             f'generation {self.ctx.generation}: {len(finished)} trajectories ({failed} failed, {stopped} stopped by '
-            f'uncertainty); held-out force RMSE {_rounded(force_rmse)} meV/Å'
+            f'uncertainty); held-out force RMSE {rmse_text} meV/Å'
         )
         return None
 
