@@ -314,14 +314,23 @@ class TrainConfig(_Section):
         return errors
 
 
+#: Largest MD time step accepted [fs]; see :class:`MDConfig`.
+MAX_TIMESTEP_FS = 5.0
+
+
 @dataclasses.dataclass(frozen=True)
 class MDConfig(_Section):
     """Molecular dynamics with a committee of models; stops early when uncertain or unphysical.
 
     ``temperature`` [K], ``timestep`` [fs], ``friction`` [1/fs] (Langevin), ``taut``/``taup`` [fs],
-    ``pressure`` [bar], ``compressibility`` [1/bar] (Berendsen NPT). Stopping bounds: ``max_force_std``
-    [eV/Å] (committee force deviation, 0 = off), ``min_distance`` [Å], ``max_energy_change`` [eV/atom]
-    relative to the first frame.
+    ``pressure`` [bar], ``compressibility`` [1/bar] (Berendsen NPT). Stopping bounds, each 0 = off:
+    ``max_force_std`` [eV/Å] (committee force deviation), ``min_distance`` [Å] (closest pair),
+    ``max_energy_change`` [eV/atom] relative to the first frame (a NaN or infinite energy always stops the run).
+
+    ``timestep`` is at most :data:`MAX_TIMESTEP_FS` (5 fs). Velocity Verlet and Langevin need about ten steps per
+    period of the fastest vibration: an O-H or C-H stretch (~3000-3700 cm^-1, period ~9-11 fs) needs <= 1 fs, and
+    5 fs still resolves modes up to ~670 cm^-1 (period ~50 fs), the range of heavy-atom ionic solids and metals.
+    Anything longer integrates no real system stably; it is almost always a unit mistake (ps or atomic units).
     """
 
     models: tuple[str, ...] = ()
@@ -354,6 +363,11 @@ class MDConfig(_Section):
             errors.append('structure is required (path of a structure file readable by ase)')
         _positive(errors, self, 'timestep', 'steps', 'write_every', 'friction', 'taut', 'taup', 'compressibility')
         _positive(errors, self, 'temperature', 'max_force_std', 'min_distance', 'max_energy_change', allow_zero=True)
+        if self.timestep > MAX_TIMESTEP_FS:
+            errors.append(
+                f'timestep must be <= {MAX_TIMESTEP_FS} fs (about ten steps per period of the fastest vibration; '
+                f'<= 1 fs with hydrogen), got {self.timestep} fs'
+            )
         if self.ensemble != 'nve' and self.temperature <= 0:
             errors.append(f'temperature must be > 0 for ensemble {self.ensemble!r}, got {self.temperature}')
         return errors

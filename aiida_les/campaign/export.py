@@ -10,6 +10,16 @@ from aiida import orm
 
 from aiida_les.campaign.history import campaign_history
 
+#: Units of the numbers in ``summary.json``: ``history`` rows (from :func:`campaign_history`) and the campaign's own
+#: per-generation statistics (``generations``), whose keys carry their unit.
+HISTORY_UNITS = {
+    'train_forces_rmse': 'meV/Å (validation set, one value per committee member)',
+    'heldout_forces_rmse': 'meV/Å (committee mean on the held-out set)',
+    'heldout_forces_rmse_eV_per_A': 'eV/Å',
+    'heldout_energy_rmse_meV_per_atom': 'meV/atom',
+    'accurate_fraction': 'fraction of explored frames below trust_lower',
+}
+
 
 def export_campaign(node: orm.WorkChainNode, directory: str | pathlib.Path) -> dict[str, pathlib.Path]:
     """Write what a campaign produced to ``directory`` and return ``{what: path}``.
@@ -32,6 +42,7 @@ def export_campaign(node: orm.WorkChainNode, directory: str | pathlib.Path) -> d
     summary = outputs.summary.get_dict() if 'summary' in outputs else {}
     rows = [{k: v for k, v in row.items() if k != 'force_std'} for row in history]
     payload = {'pk': node.pk, 'uuid': node.uuid, 'state': node.process_state.value, **summary, 'history': rows}
+    payload['units'] = HISTORY_UNITS
     written['summary'] = _write(directory / 'summary.json', json.dumps(payload, indent=2, default=str).encode())
     written.update(_plots(node, history, directory))
     return written

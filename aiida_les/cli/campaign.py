@@ -54,6 +54,7 @@ def campaign_show(process):
     from aiida_les.campaign import campaign_history
     from aiida_les.campaign.history import previous_campaign
 
+    _require_campaign(process)
     rows = []
     for row in campaign_history(process):
         force_std = row['force_std']
@@ -91,20 +92,38 @@ def campaign_show(process):
         'Dataset',
         'Held-out F RMSE (meV/Å)',
     ]
-    echo.echo(tabulate(rows, headers=headers))
+    # Numbers are already rounded to what they mean; tabulate would reparse and reformat them.
+    echo.echo(tabulate(rows, headers=headers, disable_numparse=True))
     if 'summary' in process.outputs:
         echo.echo(f'Stopped: {process.outputs.summary["stop_reason"]}')
 
 
 @campaign.command('export')
 @arguments.PROCESS()
-@click.option('-o', '--output', type=click.Path(path_type=pathlib.Path), default=None, help='Target directory.')
+@click.option(
+    '-o',
+    '--output',
+    type=click.Path(path_type=pathlib.Path),
+    default=None,
+    help='Target directory, created if missing [default: campaign_<PK> in the current directory].',
+)
+@click.option('-f', '--force', is_flag=True, help='Write into an existing directory, replacing files of the same name.')
 @decorators.with_dbenv()
-def campaign_export(process, output):
+def campaign_export(process, output, force):
     """Write the final committee, datasets, summary.json and PNG plots to a directory."""
     from aiida_les.campaign import export_campaign
 
-    written = export_campaign(process, output or pathlib.Path(f'campaign_{process.pk}'))
+    _require_campaign(process)
+    directory = output or pathlib.Path(f'campaign_{process.pk}')
+    if directory.exists() and not directory.is_dir():
+        echo.echo_critical(f'{directory} exists and is not a directory; pass another path with --output.')
+    if directory.exists() and not force:
+        echo.echo_critical(f'{directory} exists; pass --force to write into it, or another path with --output.')
+    try:
+        written = export_campaign(process, directory)
+    except OSError as exception:
+        where = exception.filename or directory
+        echo.echo_critical(f'Cannot write {where}: {exception.strerror or exception}.')
     for what, path in written.items():
         echo.echo(f'{what:>20}: {path}')
 
@@ -140,6 +159,7 @@ def campaign_extend(process, label_budget, max_generations, run_here, use_cache,
 
     from aiida_les.campaign import campaign_state
 
+    _require_campaign(process)
     if not process.is_terminated and not force:
         echo.echo_critical(
             f'Campaign {process.pk} is still {process.process_state.value}. If its process died (killed or lost), '
@@ -169,6 +189,17 @@ def campaign_extend(process, label_budget, max_generations, run_here, use_cache,
         _run_here(builder, use_cache)
     else:
         _submit(builder)
+
+
+def _require_campaign(process) -> None:
+    """Stop with a one-line message unless ``process`` is an ``les.active_learning`` campaign."""
+    from aiida_les.campaign.history import is_campaign
+
+    if not is_campaign(process):
+        label = process.process_label or type(process).__name__
+        echo.echo_critical(
+            f'{label}<{process.pk}> is not a campaign (les.active_learning); `aiida-les campaign list` lists them.'
+        )
 
 
 def _run_here(builder, use_cache: bool) -> None:

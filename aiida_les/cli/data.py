@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 
 import click
-from aiida.cmdline.params import arguments
+from aiida.cmdline.params import arguments, types
 from aiida.cmdline.utils import decorators, echo
 
 from aiida_les.cli.root import cmd_root
@@ -26,6 +26,9 @@ def dataset():
     """LES dataset nodes (``les.dataset``)."""
 
 
+_OUTPUT_HELP = 'File to write [default: the file name stored in the node, in the current directory].'
+
+
 def _list(cls, columns: dict[str, str], limit: int) -> None:
     from aiida import orm
     from tabulate import tabulate
@@ -39,12 +42,17 @@ def _list(cls, columns: dict[str, str], limit: int) -> None:
     echo.echo(tabulate(rows, headers=['PK', 'Created', *columns]))
 
 
-def _export(node, output: pathlib.Path | None) -> None:
+def _export(node, output: pathlib.Path | None, force: bool) -> None:
     target = output or pathlib.Path(node.filename)
-    if target.exists():
-        echo.echo_critical(f'{target} exists; pass another path with --output.')
-    target.write_bytes(node.get_content(mode='rb'))
-    echo.echo_success(f'Wrote node {node.pk} to {target}.')
+    if target.is_dir():
+        echo.echo_critical(f'{target} is a directory; give a file name with --output.')
+    if target.exists() and not force:
+        echo.echo_critical(f'{target} exists; pass --force to overwrite it, or another path with --output.')
+    try:
+        target.write_bytes(node.get_content(mode='rb'))
+    except OSError as exception:
+        echo.echo_critical(f'Cannot write {target}: {exception.strerror or exception}.')
+    echo.echo_success(f'Wrote {type(node).__name__}<{node.pk}> to {target}.')
 
 
 @model.command('list')
@@ -58,20 +66,21 @@ def model_list(limit):
 
 
 @model.command('show')
-@arguments.DATA()
+@arguments.DATUM(type=types.DataParamType(sub_classes=('aiida.data:les.model',)))
 @decorators.with_dbenv()
-def model_show(data):
+def model_show(datum):
     """Show a model's attributes and the process that created it."""
-    _show(data)
+    _show(datum)
 
 
 @model.command('export')
-@arguments.DATA()
-@click.option('-o', '--output', type=click.Path(path_type=pathlib.Path), default=None)
+@arguments.DATUM(type=types.DataParamType(sub_classes=('aiida.data:les.model',)))
+@click.option('-o', '--output', type=click.Path(path_type=pathlib.Path), default=None, help=_OUTPUT_HELP)
+@click.option('-f', '--force', is_flag=True, help='Overwrite an existing file.')
 @decorators.with_dbenv()
-def model_export(data, output):
-    """Write the model file to disk."""
-    _export(data, output)
+def model_export(datum, output, force):
+    """Write the model file (a ``les_model`` .pt file: ``les-md``/``les-eval`` and ``LesCalculator`` read it)."""
+    _export(datum, output, force)
 
 
 @dataset.command('list')
@@ -86,20 +95,21 @@ def dataset_list(limit):
 
 
 @dataset.command('show')
-@arguments.DATA()
+@arguments.DATUM(type=types.DataParamType(sub_classes=('aiida.data:les.dataset',)))
 @decorators.with_dbenv()
-def dataset_show(data):
+def dataset_show(datum):
     """Show a dataset's statistics and the process that created it."""
-    _show(data)
+    _show(datum)
 
 
 @dataset.command('export')
-@arguments.DATA()
-@click.option('-o', '--output', type=click.Path(path_type=pathlib.Path), default=None)
+@arguments.DATUM(type=types.DataParamType(sub_classes=('aiida.data:les.dataset',)))
+@click.option('-o', '--output', type=click.Path(path_type=pathlib.Path), default=None, help=_OUTPUT_HELP)
+@click.option('-f', '--force', is_flag=True, help='Overwrite an existing file.')
 @decorators.with_dbenv()
-def dataset_export(data, output):
-    """Write the extxyz file to disk."""
-    _export(data, output)
+def dataset_export(datum, output, force):
+    """Write the extxyz file (energies in eV, forces in eV/Å, positions in Å) to disk."""
+    _export(datum, output, force)
 
 
 def _show(node) -> None:

@@ -93,7 +93,10 @@ class LesModelData(orm.SinglefileData):
     def get_calculator(self, device: str = 'cpu', **kwargs):
         """Return an ASE calculator (``les_model.calculator.LesCalculator``) for this model.
 
-        :param device: torch device to load the model on (``cpu``, ``cuda``).
+        The model is loaded into memory here, so the calculator outlives the temporary copy of the file.
+
+        :param device: torch device to load the model on (``auto``, ``cpu``, ``cuda``).
+        :param kwargs: passed on to ``LesCalculator`` (``dtype``, ``compute_bec``, ``total_charge``, ``spin``).
         """
         from les_model.calculator import LesCalculator
 
@@ -101,7 +104,7 @@ class LesModelData(orm.SinglefileData):
         with tempfile.TemporaryDirectory() as dirpath:
             filepath = pathlib.Path(dirpath) / self.filename
             filepath.write_bytes(self.get_content(mode='rb'))
-            return LesCalculator(model_paths=[str(filepath)], device=device, **kwargs)
+            return LesCalculator([filepath], device=device, **kwargs)
 
 
 def _read_header(content: bytes, filename: str) -> dict:

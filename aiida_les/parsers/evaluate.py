@@ -16,9 +16,10 @@ __all__ = ('LesEvaluateParser',)
 class LesEvaluateParser(BaseLesParser):
     """Parser of :class:`~aiida_les.calculations.evaluate.LesEvaluateCalculation`.
 
-    ``metrics`` holds the errors (MAE/RMSE in meV-based units, see its ``units``) and the committee uncertainty
-    summary; the per-frame values are not duplicated there: they travel with each frame of ``predictions``
-    (``les_*`` entries of ``atoms.info`` and ``atoms.arrays``).
+    ``metrics`` holds the errors (MAE/RMSE) and the committee uncertainty summary, all in milli-units of eV and e
+    (meV/atom, meV/Å, me; the unit of each key is in its ``units``); the per-frame values are not duplicated there:
+    they travel with each frame of ``predictions`` (``les_*`` entries of ``atoms.info`` and ``atoms.arrays``, in eV,
+    eV/Å and e like every extxyz file).
     """
 
     def parse_outputs(self, report: ProgramReport, files: list[str], **kwargs) -> ExitCode | None:

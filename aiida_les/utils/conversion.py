@@ -90,8 +90,9 @@ def ase_to_trajectory(
     trajectory = orm.TrajectoryData()
     stepids = np.arange(len(frames)) if stepids is None else np.asarray(stepids, dtype=int)
     times = None if times is None else np.asarray(times, dtype=float)
-    trajectory.set_trajectory(symbols=symbols, positions=positions, cells=cells, stepids=stepids, times=times)
-    trajectory.base.attributes.set('pbc', [bool(p) for p in frames[0].pbc])
+    # Periodicity given explicitly: without it AiiDA assumes a 3D-periodic cell and warns (deprecated), once per run.
+    pbc = tuple(bool(p) for p in frames[0].pbc)
+    trajectory.set_trajectory(symbols=symbols, positions=positions, cells=cells, stepids=stepids, times=times, pbc=pbc)
     collected = dict(arrays or {})
     for key in info_keys:
         values = [atoms.info.get(key) for atoms in frames]

@@ -24,10 +24,20 @@ class CliFailure(Exception):
         self.message = ' '.join(str(message).split())
 
 
-def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """Parser with the positional ``config`` and the ``--device`` / ``--dtype`` overrides."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument('config', help='YAML configuration file')
+def base_parser(prog: str, description: str, kind: str) -> argparse.ArgumentParser:
+    """Parser with the positional ``config`` and the ``--device`` / ``--dtype`` overrides.
+
+    :param kind: the configuration the program reads (``train``, ``md``, ``eval``); ``--help`` lists its keys.
+    """
+    from les_model.cli._help import config_epilog
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=config_epilog(kind),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument('config', help=f'YAML configuration file (keys listed below; kind `{kind}`)')
     parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'], help='override the config device')
     parser.add_argument('--dtype', choices=['float32', 'float64'], help='override the config dtype')
     return parser

@@ -3,8 +3,10 @@
 Writes ``predictions_file`` (extxyz: the input frames with their labels, plus ``les_energy``, ``les_stress``,
 ``les_dipole`` and the per-frame uncertainty ``les_max_force_std``, ``les_mean_force_std``,
 ``les_energy_std_per_atom``, ``les_max_charge_std`` in ``atoms.info``, and ``les_forces``, ``les_charges``,
-``les_force_std`` (and ``les_bec``) arrays) and ``metrics_file`` (JSON: MAE/RMSE against the labels present, in
-meV-based units, and the per-frame uncertainty).
+``les_force_std`` (and ``les_bec``) arrays; eV, Å, e like every extxyz file) and ``metrics_file`` (JSON: MAE/RMSE
+against the labels present, the committee uncertainty, per frame and summarised). ``metrics_file`` uses one unit
+system, milli-units of eV and e (:data:`METRIC_UNITS`, also written as its ``units`` entry): meV, meV/atom, meV/Å,
+meV/Å^3, me Å, me. stdout prints the RMSEs with their units.
 """
 
 from __future__ import annotations
@@ -18,11 +20,33 @@ import numpy as np
 from les_model.cli._common import CliFailure, base_parser, check_files, read_config, run_main
 from les_model.cli.exit_codes import ExitCode
 
-__all__ = ['main']
+__all__ = ['METRIC_UNITS', 'main']
+
+#: Unit of every number in ``metrics.json`` by key: errors ``<label>_mae``/``<label>_rmse`` (label = energy_per_atom,
+#: forces, stress, dipole, bec), per-frame ``energy``/``energy_error_per_atom``, uncertainties (per frame and their
+#: ``max``/``mean``). The errors come from ``les_model.train.metrics`` in these units; the rest is converted here.
+#: Dipole and Born-charge errors also come as ``<label>_r2``, ``<label>_r2_scaled`` and ``<label>_scale``
+#: (dimensionless) and ``<label>_rmse_scaled`` (the label's unit).
+METRIC_UNITS = {
+    'energy_per_atom': 'meV/atom',
+    'forces': 'meV/Å',
+    'stress': 'meV/Å^3',
+    'dipole': 'me Å',
+    'bec': 'me',
+    'energy': 'meV',
+    'energy_error_per_atom': 'meV/atom',
+    'max_force_std': 'meV/Å',
+    'mean_force_std': 'meV/Å',
+    'energy_std_per_atom': 'meV/atom',
+    'max_charge_std': 'me',
+    'r2': 'dimensionless',
+    'scale': 'dimensionless',
+}
+_MILLI = 1000.0  # eV -> meV, e -> me
 
 
 def _run(argv) -> ExitCode:
-    parser = base_parser('les-eval', 'Evaluate one LES model or a committee on an extxyz file.')
+    parser = base_parser('les-eval', 'Evaluate one LES model or a committee on an extxyz file.', 'eval')
     args = parser.parse_args(argv)
     config = read_config(args.config, 'eval', args)
     check_files(config.data_file, *config.models)
@@ -32,7 +56,6 @@ def _run(argv) -> ExitCode:
     from les_model import _keys as K
     from les_model.data.atoms import atoms_to_sample, collate
     from les_model.io import IncompatibleModelError, load_model
-    from les_model.train.committee import UNITS
     from les_model.train.metrics import ErrorAccumulator
     from les_model.train.trainer import resolve_device, resolve_dtype
     from les_model.uncertainty import FRAME_KEYS, committee_statistics
@@ -94,12 +117,13 @@ def _run(argv) -> ExitCode:
             out_frames.append(frame)
 
     ase.io.write(config.predictions_file, out_frames, format='extxyz')
-    errors = accumulator.summary()
+    errors = accumulator.summary()  # already meV-based
     errors.pop('loss', None)
+    milli_frames = [{k: v if k in ('index', 'n_atoms') else _MILLI * v for k, v in f.items()} for f in per_frame]
     uncertainty = {
         key: {
-            'max': max(f[key] for f in per_frame),
-            'mean': float(np.mean([f[key] for f in per_frame])),
+            'max': max(f[key] for f in milli_frames),
+            'mean': float(np.mean([f[key] for f in milli_frames])),
         }
         for key in FRAME_KEYS
     }
@@ -108,16 +132,26 @@ def _run(argv) -> ExitCode:
         'committee_size': len(models),
         'model_files': list(config.models),
         'errors': errors,
-        'units': {**UNITS, 'uncertainty': 'eV/Å (force), eV/atom (energy), e (charge)'},
+        'units': METRIC_UNITS,
         'bec_divided_by_sqrt_eps_inf': config.eps_inf,
         'uncertainty': uncertainty,
-        'frames': per_frame,
+        'frames': milli_frames,
     }
     Path(config.metrics_file).write_text(json.dumps(metrics, indent=1), encoding='utf-8')
-    summary = ' '.join(f'{k}={v:.4g}' for k, v in errors.items() if k.endswith('_rmse'))
-    print(f'errors: {summary}')
+    print(f'errors (committee mean vs labels): {_with_units(errors) or "none, no labels in data_file"}')
+    spread = uncertainty['max_force_std']
+    print(f'committee max force std: max {spread["max"]:.4g}, mean {spread["mean"]:.4g} meV/Å over frames')
     print(f'LES-EVAL FINISHED structures={len(frames)}')
     return ExitCode.SUCCESS
+
+
+def _with_units(errors: dict[str, float]) -> str:
+    """``forces_rmse=123.4 meV/Å, ...`` for the RMSEs, 4 significant digits."""
+    return ', '.join(
+        f'{key}={value:.4g} {METRIC_UNITS[key.rsplit("_", 1)[0]]}'
+        for key, value in errors.items()
+        if key.endswith('_rmse')
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,17 @@ __all__ = ['main']
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='les-ir', description='IR spectrum of an les-md trajectory.')
+    parser = argparse.ArgumentParser(
+        prog='les-ir',
+        description='IR spectrum of an les-md trajectory (no configuration file: the options below).',
+        epilog=(
+            'Outputs in --output-dir: <prefix>.dat (frequency [THz], wavenumber [cm^-1], intensity\n'
+            '[(e Å/fs)^2 fs, arbitrary scale]), <prefix>.json (the same, plus method, n_frames, timestep_fs,\n'
+            'max_lag_frames, peak_wavenumber_cm-1) and <prefix>.png. Exit 4: trajectory missing or unusable\n'
+            '(fewer than 4 frames, no les_charges, uneven les_time_fs); 2: bad options. See les_model/cli/README.md.'
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument('trajectory', help='extxyz trajectory written by les-md (les_charges, les_time_fs)')
     parser.add_argument('--method', choices=['dipole', 'velocities'], default='dipole', help='default: dipole')
     parser.add_argument('--timestep', type=float, help='time between frames in fs (default: from les_time_fs)')

@@ -101,7 +101,7 @@ def _frame(atoms, step: int, time_fs: float, results: dict):
 
 
 def _run(argv) -> ExitCode:
-    parser = base_parser('les-md', 'Molecular dynamics with a committee of LES models.')
+    parser = base_parser('les-md', 'Molecular dynamics with a committee of LES models.', 'md')
     args = parser.parse_args(argv)
     config = read_config(args.config, 'md', args)
     check_files(config.structure, *config.models)
@@ -146,7 +146,9 @@ def _run(argv) -> ExitCode:
         energy_per_atom = results['energy'] / n_atoms
         d_min = min_interatomic_distance(atoms, max(config.min_distance, 1e-3)) if config.min_distance > 0 else math.inf
         max_std_seen = max(max_std_seen, results['max_force_std'])
-        if not math.isfinite(energy_per_atom) or abs(energy_per_atom - e_start) > config.max_energy_change:
+        # Each bound is off at 0 (the config's convention); a non-finite energy always stops the run.
+        drift = abs(energy_per_atom - e_start)
+        if not math.isfinite(energy_per_atom) or (config.max_energy_change > 0 and drift > config.max_energy_change):
             code, reason = ExitCode.MD_ENERGY_EXPLODED, f'energy per atom changed by {energy_per_atom - e_start:.3g} eV'
         elif d_min < config.min_distance:
             code, reason = ExitCode.MD_ATOMS_TOO_CLOSE, f'atoms closer than {config.min_distance} Å ({d_min:.3g} Å)'

@@ -17,7 +17,7 @@ __all__ = ['main']
 
 def _run(argv) -> ExitCode:
     start = time.monotonic()
-    parser = base_parser('les-train', 'Train a Latent Ewald Summation potential (or a committee).')
+    parser = base_parser('les-train', 'Train a Latent Ewald Summation potential (or a committee).', 'train')
     parser.add_argument('--resume', action='store_true', help='continue from checkpoint.pt in the current directory')
     args = parser.parse_args(argv)
     config = read_config(args.config, 'train', args)

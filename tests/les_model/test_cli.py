@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import ase.io
+import numpy as np
 import pytest
 import yaml
 
@@ -179,7 +180,31 @@ def test_md_stops_with_distinct_exit_codes(trained, tmp_path, monkeypatch, capsy
     assert frames[-1].info['les_step'] == summary['steps_completed']
 
 
-def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch):
+def test_md_zero_switches_every_stopping_rule_off(trained, tmp_path, monkeypatch):
+    """0 means off for all three bounds: a hot run that would trip any of them at step 1 runs to the end."""
+    monkeypatch.chdir(tmp_path)
+    options = {'max_energy_change': 0.0, 'min_distance': 0.0, 'max_force_std': 0.0, 'temperature': 3000.0}
+    _write(tmp_path / 'md.yaml', _md_config(trained, **options))
+    assert md.main(['md.yaml']) == ExitCode.SUCCESS
+    summary = json.loads((tmp_path / 'md_summary.json').read_text())
+    assert summary['steps_completed'] == 6
+    energies = [frame['energy'] for frame in summary['frames']]
+    assert max(energies) - min(energies) > 0  # the energy did move: with a tiny bound the run would have stopped
+
+
+def test_md_refuses_unphysical_timestep_before_running(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / 'md.yaml', _md_config(trained, timestep=50.0))
+    assert md.main(['md.yaml']) == ExitCode.INVALID_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith('les-md: ERROR INVALID_CONFIG: ')
+    assert 'timestep must be <= 5.0 fs' in err[0]
+    assert 'got 50.0 fs' in err[0]
+    assert list(tmp_path.iterdir()) == [tmp_path / 'md.yaml']  # nothing computed
+
+
+def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     _write(
         tmp_path / 'eval.yaml',
@@ -204,9 +229,94 @@ def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch):
     reference = ase.io.read(trained / 'data.extxyz', 5)
     assert frames[5].get_potential_energy() == pytest.approx(reference.get_potential_energy())  # labels kept
 
+    # metrics.json: one unit system (milli-units of eV and e), named for every key; the extxyz stays in eV and e.
+    units = metrics['units']
+    assert units['forces'] == 'meV/Å'
+    assert units['energy_per_atom'] == units['energy_error_per_atom'] == units['energy_std_per_atom'] == 'meV/atom'
+    assert units['max_force_std'] == 'meV/Å'
+    assert units['max_charge_std'] == 'me'
+    frame = metrics['frames'][5]
+    assert frame['max_force_std'] == pytest.approx(1000 * frames[5].info['les_max_force_std'])
+    assert frame['energy'] == pytest.approx(1000 * frames[5].info['les_energy'])
+    error = (frames[5].info['les_energy'] - reference.get_potential_energy()) / len(reference)
+    assert frame['energy_error_per_atom'] == pytest.approx(1000 * error)
+    errors = [f['energy_error_per_atom'] for f in metrics['frames']]
+    assert metrics['errors']['energy_per_atom_rmse'] == pytest.approx(np.sqrt(np.mean(np.square(errors))))
+    assert metrics['uncertainty']['max_force_std']['max'] == pytest.approx(
+        max(f['max_force_std'] for f in metrics['frames'])
+    )
+    out = capsys.readouterr().out
+    rmse = metrics['errors']['forces_rmse']
+    assert f'forces_rmse={rmse:.4g} meV/Å' in out
+    assert f'energy_per_atom_rmse={metrics["errors"]["energy_per_atom_rmse"]:.4g} meV/atom' in out
+
 
 def test_incompatible_model_exit_code(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'bad.pt').write_text('junk')
     _write(tmp_path / 'eval.yaml', {'models': ['bad.pt'], 'data_file': str(trained / 'data.extxyz')})
     assert evaluate.main(['eval.yaml']) == ExitCode.INCOMPATIBLE_MODEL
+
+
+def _flat_keys(cls, prefix=''):
+    import dataclasses
+    from typing import get_type_hints
+
+    hints = get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[field.name]):
+            yield from _flat_keys(hints[field.name], f'{prefix}{field.name}.')
+        else:
+            yield f'{prefix}{field.name}', hints[field.name]
+
+
+@pytest.mark.parametrize(
+    ('program', 'kind', 'expected'),
+    [
+        (train, 'train', ['  model.cutoff: float, default 5.0  [Å]', '  max_walltime: float, default 0.0  [s, 0 = ']),
+        (
+            md,
+            'md',
+            ['  timestep: float, default 0.5  [fs, at most 5', '  max_energy_change: float, default 5.0  [eV/atom'],
+        ),
+        (evaluate, 'eval', ['  models: list of str, required', "  keys.forces: str, default 'forces'"]),
+    ],
+)
+def test_help_lists_every_config_key_with_units(program, kind, expected, capsys):
+    """``--help`` is generated from les_model.config: every key, its type, default and unit, and the example file."""
+    from les_model.config import EvalConfig, MDConfig, TrainConfig
+
+    with pytest.raises(SystemExit) as exit_info:
+        program.main(['--help'])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    cls = {'train': TrainConfig, 'md': MDConfig, 'eval': EvalConfig}[kind]
+    lines = text.splitlines()
+    for key, _ in _flat_keys(cls):
+        assert any(line.startswith(f'  {key}: ') for line in lines), key
+    for line in expected:
+        assert any(candidate.startswith(line) for candidate in lines), line
+    example = f'examples/configs/{kind}.yaml'
+    assert example in ' '.join(text.split())
+    assert (Path(__file__).resolve().parents[2] / example).is_file()
+
+
+def test_every_numeric_config_key_has_a_unit():
+    """A new float key must say its unit in --help (les_model/cli/_help.py UNITS)."""
+    from les_model.cli._help import UNITS
+    from les_model.config import EvalConfig, MDConfig, ModelConfig, TrainConfig
+
+    for cls in (ModelConfig, TrainConfig, MDConfig, EvalConfig):
+        for key, hint in _flat_keys(cls):
+            if hint in (float, float | None) and '.' not in key:
+                assert key in UNITS[cls.__name__], f'{cls.__name__}.{key}'
+
+
+def test_ir_help_names_units(capsys):
+    from les_model.cli import ir
+
+    with pytest.raises(SystemExit):
+        ir.main(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())
+    assert 'time between frames in fs' in text
+    assert 'wavenumber [cm^-1]' in text

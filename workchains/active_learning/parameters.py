@@ -28,14 +28,79 @@ DEFAULT_PARAMETERS = {
 }
 
 
+#: Expected type of each parameter: ``int`` (bool refused), ``float`` (int or float), ``bool``, ``'float?'`` (a number
+#: or None), ``'floats'`` (a list of numbers), ``'ints_by_seed'`` (a mapping of seed label to integer).
+PARAMETER_TYPES = {
+    'committee_size': int,
+    'max_generations': int,
+    'label_budget': int,
+    'labels_per_generation': int,
+    'trust_lower': float,
+    'trust_upper': float,
+    'charge_threshold': 'float?',
+    'md_stop_force_std': float,
+    'temperatures': 'floats',
+    'accurate_threshold': float,
+    'patience': int,
+    'force_error_target': float,
+    'warm_start': bool,
+    'n_initial_copies': int,
+    'rattle': float,
+    'max_strain': float,
+    'n_validation': int,
+    'total_charges': 'ints_by_seed',
+    'multiplicities': 'ints_by_seed',
+    'seed': int,
+}
+
+_EXPECTED = {
+    int: 'an integer',
+    float: 'a number',
+    bool: 'true or false',
+    'float?': 'a number or None',
+    'floats': 'a list of numbers',
+    'ints_by_seed': 'a mapping of seed label to integer',
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _has_type(value, expected) -> bool:
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return _is_number(value)
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected == 'float?':
+        return value is None or _is_number(value)
+    if expected == 'floats':
+        return isinstance(value, list | tuple) and all(_is_number(item) for item in value)
+    return isinstance(value, dict) and all(_has_type(item, int) for item in value.values())
+
+
+def check_types(values: dict) -> str | None:
+    """Return a sentence naming the first parameter of the wrong type (key, value and the type expected), or None."""
+    for key, value in values.items():
+        expected = PARAMETER_TYPES[key]
+        if not _has_type(value, expected):
+            return f'`parameters.{key}` must be {_EXPECTED[expected]}, got {value!r} ({type(value).__name__}).'
+    return None
+
+
 def validate_parameters(parameters: orm.Dict | None, _ctx) -> str | None:
-    """Refuse unknown keys and inconsistent values with one clear sentence."""
+    """Refuse unknown keys, values of the wrong type and inconsistent values with one clear sentence."""
     if parameters is None:
         return None
     values = parameters.get_dict()
     unknown = sorted(set(values) - set(DEFAULT_PARAMETERS))
     if unknown:
         return f'Unknown campaign parameters {unknown}; allowed are {sorted(DEFAULT_PARAMETERS)}.'
+    wrong_type = check_types(values)
+    if wrong_type:
+        return wrong_type
     p = {**DEFAULT_PARAMETERS, **values}
     checks = [
         (p['committee_size'] >= 2, f'committee_size must be >= 2 for an uncertainty, got {p["committee_size"]}'),

@@ -22,7 +22,13 @@ from aiida_les.selection import evaluate_stopping_rule
 from workchains.active_learning.functions import generate_initial_frames, split_dataset, summarise_campaign
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS, validate_parameters
 from workchains.active_learning.restart import validate_continuation
-from workchains.active_learning.validation import check_dataset_levels, check_seeds
+from workchains.active_learning.validation import (
+    check_dataset_levels,
+    check_dataset_species,
+    check_initial_frames,
+    check_program_configs,
+    check_seeds,
+)
 from workchains.protocols.utils import ProtocolMixin
 
 __all__ = ('LesActiveLearningWorkChain',)
@@ -35,13 +41,21 @@ LesModelData = DataFactory('les.model')
 
 
 def validate_inputs(inputs: dict, _ctx) -> str | None:
-    """Seeds present and labellable; a validation set only with a dataset, both and the labels at one level of
-    theory; restart sane."""
+    """Seeds present and labellable; the initial frames within the label budget; a validation set only with a dataset,
+    both and the labels at one level of theory, with no element the dataset lacks; program configurations valid;
+    restart sane."""
     if not inputs.get('structures'):
         return 'At least one seed structure is needed in `structures`.'
     if 'validation_dataset' in inputs and 'dataset' not in inputs:
         return '`validation_dataset` was given without `dataset`: give both, or neither to label initial frames.'
-    return check_seeds(inputs) or check_dataset_levels(inputs) or validate_continuation(inputs)
+    return (
+        check_seeds(inputs)
+        or check_initial_frames(inputs)
+        or check_dataset_levels(inputs)
+        or check_dataset_species(inputs)
+        or check_program_configs(inputs)
+        or validate_continuation(inputs)
+    )
 
 
 class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
@@ -212,6 +226,13 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f'initial dataset: {self.ctx.dataset.n_structures} training and '
             f'{self.ctx.validation_dataset.n_structures} held-out frames'
         )
+        if self.ctx.validation_dataset.n_structures < self.ctx.parameters.n_validation:
+            # Inputs were checked to fit; only labels that failed can shrink the held-out set.
+            self.report(
+                f'WARNING: only {dataset.n_structures} initial frames were labelled, so '
+                f'{self.ctx.validation_dataset.n_structures} are held out instead of n_validation '
+                f'{self.ctx.parameters.n_validation}'
+            )
         return None
 
     def should_run_generation(self):
@@ -303,9 +324,10 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             'heldout_forces_rmse_eV_per_A': self.ctx.force_error,
             'heldout_energy_rmse_meV_per_atom': errors.get('energy_per_atom_rmse'),
         }
+        rmse_text = 'n/a' if force_rmse is None else f'{force_rmse:.1f}'  # 0.1 meV/Å: far below member spread
         self.report(
             f'generation {self.ctx.generation}: {len(finished)} trajectories ({failed} failed, {stopped} stopped by '
-            f'uncertainty); held-out force RMSE {force_rmse} meV/Å'
+            f'uncertainty); held-out force RMSE {rmse_text} meV/Å'
         )
         return None
 

@@ -98,3 +98,23 @@ def test_dataset_round_trip():
     back = dataset_to_structures(dataset)
     assert [s.get_formula() for s in back] == ['Cl4Na4', 'Cl4Na4']
     np.testing.assert_allclose(back[1].get_ase().positions, structures[1].get_ase().positions, atol=1e-8)
+
+
+@pytest.mark.parametrize('periodic', [True, False], ids=['crystal', 'molecule'])
+def test_trajectory_gives_pbc_to_aiida_without_deprecation_warning(periodic):
+    """A campaign converts every MD run's frames: AiiDA must get the periodicity, not assume it and warn."""
+    import warnings
+
+    from aiida.common.warnings import AiidaDeprecationWarning
+
+    atoms = bulk('NaCl', 'rocksalt', a=5.64, cubic=True) if periodic else molecule('H2O')
+    if not periodic:
+        atoms.center(vacuum=4.0)
+        atoms.pbc = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        trajectory = ase_to_trajectory([atoms, atoms.copy()])
+        trajectory.store()
+    assert not [w for w in caught if issubclass(w.category, AiidaDeprecationWarning)]
+    assert list(trajectory.pbc) == [periodic] * 3
+    assert trajectory_to_ase(trajectory)[1].pbc.tolist() == [periodic] * 3

@@ -158,6 +158,88 @@ def test_campaign_refuses_unknown_override_keys(launch_campaign, case):
     assert_refused_before_launch(lambda: launch_campaign(overrides=overrides), match)
 
 
+PARAMETER_CASES = {
+    # The fast protocol labels 1 seed + 3 copies = 4 initial frames first.
+    'label budget below the initial frames': (
+        {'label_budget': 2},
+        r'`parameters.label_budget` 2 is smaller than the 4 initial frames \(1 seed\(s\) x \(1 \+ n_initial_copies 3',
+    ),
+    'held-out set as large as the initial frames': (
+        {'n_validation': 4},
+        r'`parameters.n_validation` 4 would hold out all of the 4 initial frames .*, leaving none to train on: '
+        'use at most 3',
+    ),
+    'held-out set larger than the initial frames': (
+        {'n_validation': 10},
+        '`parameters.n_validation` 10 would hold out',
+    ),
+    'non-integer label budget': (
+        {'label_budget': 2.5},
+        r'`parameters.label_budget` must be an integer, got 2.5 \(float\)',
+    ),
+    'temperatures not a list': (
+        {'temperatures': 300.0},
+        r'`parameters.temperatures` must be a list of numbers, got 300.0 \(float\)',
+    ),
+    'committee size as text': (
+        {'committee_size': '4'},
+        r"`parameters.committee_size` must be an integer, got '4' \(str\)",
+    ),
+    'warm start as text': ({'warm_start': 'yes'}, r"`parameters.warm_start` must be true or false, got 'yes' \(str\)"),
+    'charge per seed not an integer': (
+        {'total_charges': {'seed': 'minus one'}},
+        r"`parameters.total_charges` must be a mapping of seed label to integer, got \{'seed': 'minus one'\}",
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(PARAMETER_CASES))
+def test_campaign_refuses_bad_parameters(launch_campaign, case):
+    """Wrong types and a budget or held-out set the initial frames do not fit: one sentence naming key and value."""
+    parameters, match = PARAMETER_CASES[case]
+    assert_refused_before_launch(lambda: launch_campaign(overrides={'parameters': parameters}), match)
+
+
+PROGRAM_CASES = {
+    'unphysical MD time step': (
+        {'md': {'md': {'config': {'timestep': 50.0}}}},
+        r'`md` inputs: .*timestep must be <= 5.0 fs',
+    ),
+    'no training epochs': ({'train': {'train': {'config': {'epochs': 0}}}}, r'`train` inputs: .*epochs must be > 0'),
+    'evaluation batch size': (
+        {'evaluate': {'config': {'batch_size': -1}}},
+        r'`evaluate` inputs: .*batch_size must be > 0',
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(PROGRAM_CASES))
+def test_campaign_refuses_bad_program_configuration(launch_campaign, case):
+    """A configuration les-md/les-train/les-eval would refuse stops the campaign at launch, not after the labels."""
+    overrides, match = PROGRAM_CASES[case]
+    assert_refused_before_launch(lambda: launch_campaign(overrides=overrides), match)
+
+
+def test_campaign_refuses_held_out_element_missing_from_dataset(launch_campaign, campaign_codes, generate_dataset):
+    """A held-out frame with an element the training set lacks would fail the first training (exit 401)."""
+    builder = LesActiveLearningWorkChain.get_builder_from_protocol(
+        campaign_codes, {'seed': orm.StructureData(ase=_nacl())}, protocol='fast'
+    )
+    level = label_level_of_theory(builder.label)
+    dataset = _dataset_at(generate_dataset, level)
+    frames = _dataset_at(generate_dataset, level).get_ase()
+    frames[1].symbols[0] = 'K'
+    held_out = LesDatasetData.from_ase(frames)
+    assert_refused_before_launch(
+        lambda: launch_campaign(dataset=dataset, validation_dataset=held_out),
+        r"`validation_dataset` has elements \['K'\] that `dataset` lacks \(it has \['Cl', 'Na'\]\)",
+    )
+    assert_refused_before_launch(
+        lambda: launch_campaign(_nacl(_substitute('K')), dataset=dataset, validation_dataset=dataset),
+        r"Seed structure `seed` has elements \['K'\] that `dataset` lacks",
+    )
+
+
 def test_label_refuses_unknown_override_keys(fixture_code, generate_structure):
     code = fixture_code('les.cp2k', 'les-cp2k')
 
@@ -211,6 +293,17 @@ def test_campaign_accepts_good_input(campaign_codes, generate_dataset, generate_
         level = label_level_of_theory(builder.label)
         builder.dataset = _dataset_at(generate_dataset, level)
         builder.validation_dataset = _dataset_at(generate_dataset, level)
+    process = generate_workchain('les.active_learning', builder._inputs(prune=True))
+    assert process.node.pk is not None
+
+
+@pytest.mark.parametrize('protocol', ['fast', 'balanced', 'stringent'])
+def test_every_protocol_accepts_a_single_seed(campaign_codes, generate_workchain, protocol):
+    """Each protocol's label budget and held-out set fit the initial frames of one seed (water: every protocol has
+    basis sets for H and O)."""
+    builder = LesActiveLearningWorkChain.get_builder_from_protocol(
+        campaign_codes, {'seed': orm.StructureData(ase=_water())}, protocol=protocol
+    )
     process = generate_workchain('les.active_learning', builder._inputs(prune=True))
     assert process.node.pk is not None
 

@@ -26,3 +26,12 @@ def test_bad_parameters_are_refused(override, message):
     error = validate_parameters(orm.Dict(override), None)
     assert error is not None
     assert message in error
+
+
+def test_every_parameter_has_a_type():
+    from workchains.active_learning.parameters import PARAMETER_TYPES, check_types
+
+    assert set(PARAMETER_TYPES) == set(DEFAULT_PARAMETERS)
+    assert check_types(DEFAULT_PARAMETERS) is None
+    assert check_types({'temperatures': [300, 450.0], 'charge_threshold': 0.1, 'total_charges': {'a': -1}}) is None
+    assert 'must be an integer, got True (bool)' in check_types({'committee_size': True})
