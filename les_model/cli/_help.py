@@ -52,7 +52,7 @@ UNITS: dict[str, dict[str, str]] = {
         'min_distance': 'Å, closest pair; 0 = off',
         'max_energy_change': 'eV/atom from the first frame; 0 = off',
     },
-    'EvalConfig': {'batch_size': 'frames'},
+    'EvalConfig': {'batch_size': 'frames', 'eps_inf': 'dimensionless (Born charges divided by its square root)'},
 }
 
 _SECTIONS = {'train': TrainConfig, 'md': MDConfig, 'eval': EvalConfig}
