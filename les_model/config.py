@@ -320,12 +320,15 @@ class MDConfig(_Section):
     ``temperature`` [K], ``timestep`` [fs], ``friction`` [1/fs] (Langevin), ``taut``/``taup`` [fs],
     ``pressure`` [bar], ``compressibility`` [1/bar] (Berendsen NPT). Stopping bounds: ``max_force_std``
     [eV/Å] (committee force deviation, 0 = off), ``min_distance`` [Å], ``max_energy_change`` [eV/atom]
-    relative to the first frame.
+    relative to the first frame. ``total_charge`` [e] (None: the structure file's ``total_charge``, default 0) is
+    given to the model; it and the spin ``multiplicity`` (2S+1) are written on every frame, so frames taken from
+    the trajectory are labelled at the charge and spin they were run at.
     """
 
     models: tuple[str, ...] = ()
     structure: str = ''
     total_charge: float | None = None
+    multiplicity: int = 1
     ensemble: Literal['nvt', 'npt', 'nve'] = 'nvt'
     temperature: float = 300.0
     timestep: float = 0.5
@@ -353,6 +356,8 @@ class MDConfig(_Section):
             errors.append('structure is required (path of a structure file readable by ase)')
         _positive(errors, self, 'timestep', 'steps', 'write_every', 'friction', 'taut', 'taup', 'compressibility')
         _positive(errors, self, 'temperature', 'max_force_std', 'min_distance', 'max_energy_change', allow_zero=True)
+        if isinstance(self.multiplicity, bool) or not isinstance(self.multiplicity, int) or self.multiplicity < 1:
+            errors.append(f'multiplicity must be an integer >= 1 (2S+1), got {self.multiplicity!r}')
         if self.ensemble != 'nve' and self.temperature <= 0:
             errors.append(f'temperature must be > 0 for ensemble {self.ensemble!r}, got {self.temperature}')
         return errors

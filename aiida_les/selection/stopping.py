@@ -11,7 +11,7 @@ class StoppingDecision:
     """Whether a campaign stops after the current generation, and why.
 
     :param stop: stop now.
-    :param reason: ``converged``, ``label_budget``, ``max_generations`` or ``''`` when going on.
+    :param reason: ``converged``, ``labels_refused``, ``label_budget``, ``max_generations`` or ``''`` when going on.
     :param message: one line for ``self.report``, naming every criterion and its value.
     """
 
@@ -30,16 +30,20 @@ def evaluate_stopping_rule(
     accurate_threshold: float = 0.95,
     patience: int = 2,
     force_error_target: float = 0.1,
+    unlabelled_generations: int = 0,
 ) -> StoppingDecision:
     """Decide whether to stop after generation ``generation`` (0-based).
 
     Converged means: the fraction of explored frames already accurate (committee force deviation below the lower
     trust level, DP-GEN style) is at least ``accurate_threshold`` in each of the last ``patience`` generations, *and*
     the committee's force error on the held-out DFT set (RMSE, eV/Å) is at most ``force_error_target``. Independently,
-    the campaign stops when the label budget is used up or after ``max_generations``.
+    the campaign stops when the label budget is used up or after ``max_generations``, and it gives up
+    (``labels_refused``) once the frames it selected could not be labelled (all refused by the labeller's checks or
+    failed) in each of the last ``patience`` generations: going on would spend MD and training on nothing.
 
     :param accurate_fractions: one value per finished generation, oldest first.
     :param validation_force_errors: held-out force RMSE per generation (eV/Å), None where it was not measured.
+    :param unlabelled_generations: how many of the latest generations in a row selected frames but added no label.
     """
     if len(accurate_fractions) != len(validation_force_errors):
         raise ValueError('Expected one held-out error per generation (None where not measured).')
@@ -54,6 +58,10 @@ def evaluate_stopping_rule(
         f'{patience} generations: {"yes" if fraction_ok else "no"}), held-out force RMSE {error_text} '
         f'(target {force_error_target} eV/Å: {"yes" if error_ok else "no"}), labels {labels_used}/{label_budget}'
     )
+    if unlabelled_generations:
+        message += f', {unlabelled_generations} generation(s) in a row with no label added'
+    if unlabelled_generations >= patience:
+        return StoppingDecision(True, 'labels_refused', f'{message} -> stopped: the selected frames cannot be labelled')
     if fraction_ok and error_ok:
         return StoppingDecision(True, 'converged', f'{message} -> converged')
     if labels_used >= label_budget:
