@@ -15,7 +15,11 @@ from aiida.engine import run_get_node
 from les_model.data.synthetic import water_like_box
 from workchains.active_learning import LesActiveLearningWorkChain
 
-pytestmark = pytest.mark.skipif(shutil.which('cp2k.psmp') is None, reason='CP2K (cp2k.psmp) is not installed')
+# About 45 s alone, 110 s on a loaded 2-core machine: in the `slow` set (`pytest -m slow`).
+pytestmark = [
+    pytest.mark.skipif(shutil.which('cp2k.psmp') is None, reason='CP2K (cp2k.psmp) is not installed'),
+    pytest.mark.slow,
+]
 
 
 def hydroxide_in_water():
