@@ -20,17 +20,18 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
 from aiida.plugins import CalculationFactory, DataFactory, WorkflowFactory
 
-from aiida_les.calculations.functions.merge_datasets import merge_datasets
 from aiida_les.calculations.functions.select_structures import select_structures
 from aiida_les.data.dataset import LesDatasetData
 from aiida_les.provenance import origin as o
 from aiida_les.selection import evaluate_stopping_rule
 from workchains.active_learning.frames import extract_selected, labels_not_trained_on
-from workchains.active_learning.functions import generate_initial_frames, split_dataset, summarise_campaign
+from workchains.active_learning.functions import summarise_campaign
+from workchains.active_learning.labelling import CampaignLabellingMixin
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS, validate_parameters
 from workchains.active_learning.restart import validate_continuation
 from workchains.active_learning.validation import check_dataset_levels, check_seeds
 from workchains.protocols.utils import ProtocolMixin
+from workchains.reporting import significant
 
 __all__ = ('LesActiveLearningWorkChain',)
 
@@ -51,7 +52,7 @@ def validate_inputs(inputs: dict, _ctx) -> str | None:
     return check_seeds(inputs) or check_dataset_levels(inputs) or validate_continuation(inputs)
 
 
-class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
+class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChain):
     """Active-learning campaign for an LES potential: committee training, MD exploration, selection, DFT labels."""
 
     _protocol_file = 'active_learning.yaml'
@@ -198,39 +199,6 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f'{self.ctx.generation} with {self.ctx.labels_used} labels used; reused {reused}'
         )
 
-    def should_label_initial_frames(self):
-        """Label seeds and perturbed copies when no dataset was given."""
-        return 'dataset' not in self.inputs
-
-    def label_initial_frames(self):
-        """Generate perturbed copies of the seeds and label them."""
-        keys = ('n_initial_copies', 'rattle', 'max_strain', 'seed', 'total_charges', 'multiplicities')
-        settings = orm.Dict({key: self.ctx.parameters[key] for key in keys})
-        frames = generate_initial_frames(
-            parameters=settings, **self.inputs.structures, metadata={'call_link_label': 'initial_frames'}
-        )
-        self.report(f'labelling {frames.n_structures} initial frames (seeds + perturbed copies)')
-        return ToContext(initial_labels=self._submit_label(frames, 'initial_labels'))
-
-    def inspect_initial_labels(self):
-        """Split the labelled initial frames into training and held-out sets."""
-        labels = self.ctx.initial_labels
-        if not labels.is_finished_ok:
-            return self.exit_codes.ERROR_SUB_PROCESS_FAILED_LABEL.format(message=f'initial labels, pk {labels.pk}')
-        dataset = labels.outputs.labelled
-        self.ctx.labels_used += dataset.n_structures
-        split = split_dataset(
-            dataset,
-            orm.Dict({'n_validation': self.ctx.parameters.n_validation, 'seed': self.ctx.parameters.seed}),
-            metadata={'call_link_label': 'split_initial'},
-        )
-        self.ctx.dataset, self.ctx.validation_dataset = split['train'], split['validation']
-        self.report(
-            f'initial dataset: {self.ctx.dataset.n_structures} training and '
-            f'{self.ctx.validation_dataset.n_structures} held-out frames'
-        )
-        return None
-
     def should_run_generation(self):
         """Go on until the stopping rule says stop."""
         return self.ctx.stop_reason is None
@@ -267,8 +235,8 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.models = [node.outputs.model for node in self.ctx.trainings]
         finals = [node.outputs.metrics.get('final', {}) for node in self.ctx.trainings]
         errors = [final.get('valid') or final.get('train') or {} for final in finals]
-        forces = ', '.join(_digits(error.get('forces_rmse')) for error in errors)
-        energies = ', '.join(_digits(error.get('energy_per_atom_rmse')) for error in errors)
+        forces = ', '.join(significant(error.get('forces_rmse')) for error in errors)
+        energies = ', '.join(significant(error.get('energy_per_atom_rmse')) for error in errors)
         self.report(
             f'generation {self.ctx.generation}: committee trained; validation force RMSE [{forces}] meV/Å, '
             f'energy RMSE [{energies}] meV/atom'
@@ -335,7 +303,7 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         }
         self.report(
             f'generation {self.ctx.generation}: {len(finished)} trajectories ({failed} failed, {stopped} stopped by '
-            f'uncertainty); held-out force RMSE {_digits(force_rmse)} meV/Å'
+            f'uncertainty); held-out force RMSE {significant(force_rmse)} meV/Å'
         )
         return None
 
@@ -370,44 +338,6 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f'generation {self.ctx.generation}: {report["n_frames"]} frames explored, accurate fraction '
             f'{report["accurate_fraction"]:.1%}, counts {report["counts"]}, selected {self.ctx.current["n_selected"]}'
         )
-
-    def has_candidates(self):
-        """Label only when something was selected."""
-        return self.ctx.candidates is not None
-
-    def label_candidates(self):
-        """Label the selected frames with the campaign's (single) level of theory."""
-        label = f'generation_{self.ctx.generation:02d}_label'
-        charges = sorted({int(atoms.info.get('total_charge', 0)) for atoms in self.ctx.candidates.get_ase()})
-        self.report(
-            f'generation {self.ctx.generation}: labelling {self.ctx.candidates.n_structures} selected frames at total '
-            f'charge {", ".join(map(str, charges))} e'
-        )
-        return ToContext(labels=self._submit_label(self.ctx.candidates, label, self.ctx.candidate_structures))
-
-    def inspect_labels(self):
-        """Merge the new labels into the dataset; failed labels are excluded with their reasons (label report)."""
-        node = self.ctx.labels
-        report = node.outputs.report.get_dict() if 'report' in node.outputs else {}
-        self.ctx.current['n_label_failed'] = report.get('n_failed', 0)
-        self.ctx.current['label_failures'] = report.get('failures', report.get('excluded', []))
-        if not node.is_finished_ok:
-            self._warn_no_labels(node, report)
-            return
-        labelled = node.outputs.labelled
-        self.ctx.unlabelled_generations = 0
-        self.ctx.labels_used += labelled.n_structures
-        self.ctx.dataset = merge_datasets(
-            dataset_0=self.ctx.dataset,
-            dataset_1=labelled,
-            metadata={'call_link_label': f'generation_{self.ctx.generation:02d}_merge'},
-        )
-        self.ctx.current['n_labelled'] = labelled.n_structures
-        self.report(
-            f'generation {self.ctx.generation}: {labelled.n_structures} labels added, dataset now '
-            f'{self.ctx.dataset.n_structures} frames'
-        )
-        return
 
     def check_convergence(self):
         """Apply the stopping rule and report every criterion."""
@@ -473,29 +403,3 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
                 'models (summary `final_models`); `aiida-les campaign extend` trains on them'
             )
         return record
-
-    def _warn_no_labels(self, node, report: dict) -> None:
-        """A generation whose selected frames were all refused or failed: a warning, counted by the stopping rule."""
-        self.ctx.current['n_labelled'] = 0
-        self.ctx.unlabelled_generations += 1
-        reasons = sorted({str(item.get('reason', '?'))[:120] for item in self.ctx.current['label_failures']})
-        self.logger.warning(
-            f'generation {self.ctx.generation}: none of the {self.ctx.current["n_selected"]} selected frames could be '
-            f'labelled ({node.process_label}<{node.pk}> exit {node.exit_status}); no labels added. Reasons: '
-            f'{"; ".join(reasons) or node.exit_message}'
-        )
-
-    def _submit_label(self, frames: LesDatasetData, call_link_label: str, structures: dict | None = None):
-        inputs = AttributeDict(self.exposed_inputs(LesLabelWorkChain, namespace='label'))
-        inputs.dataset = frames
-        if structures:
-            inputs.structures = structures
-        inputs.metadata = {'call_link_label': call_link_label}
-        return self.submit(LesLabelWorkChain, **inputs)
-
-
-def _digits(value, significant: int = 3) -> str:
-    """``value`` to ``significant`` digits without an exponent for everyday sizes (118.4 -> '118'); n/a for None."""
-    if value is None:
-        return 'n/a'
-    return f'{float(f"{float(value):.{significant}g}"):g}'
