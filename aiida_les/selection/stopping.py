@@ -52,11 +52,12 @@ def evaluate_stopping_rule(
     error = validation_force_errors[-1] if validation_force_errors else None
     error_ok = error is not None and math.isfinite(error) and error <= force_error_target
     fraction_text = f'{accurate_fractions[-1]:.1%}' if accurate_fractions else 'n/a'
-    error_text = f'{error:.4f} eV/Å' if error is not None else 'n/a'
+    # meV/Å to 3 significant digits: the held-out set is a few frames, more digits mean nothing.
+    error_text = f'{float(f"{error * 1000:.3g}"):g} meV/Å' if error is not None else 'n/a'
     message = (
         f'generation {generation}: accurate fraction {fraction_text} (need >= {accurate_threshold:.0%} for '
-        f'{patience} generations: {"yes" if fraction_ok else "no"}), held-out force RMSE {error_text} '
-        f'(target {force_error_target} eV/Å: {"yes" if error_ok else "no"}), labels {labels_used}/{label_budget}'
+        f'{patience} generations: {"yes" if fraction_ok else "no"}), held-out force RMSE {error_text} (target '
+        f'{force_error_target * 1000:g} meV/Å: {"yes" if error_ok else "no"}), labels {labels_used}/{label_budget}'
     )
     if unlabelled_generations:
         message += f', {unlabelled_generations} generation(s) in a row with no label added'
