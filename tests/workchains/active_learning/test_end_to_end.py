@@ -74,12 +74,23 @@ def check_frame_provenance(node, results):
     upstream.append(orm.CalcJobNode, with_descendants='dataset', filters={'process_type': CP2K_PROCESS_TYPE})
     assert {job.pk for job in jobs} <= {job.pk for job in upstream.all(flat=True)}
 
-    # Recipe 2: where did each frame come from.
+    # Recipe 2: where did each frame come from. The fast campaign's committee saw only initial frames, so walk the
+    # final dataset too: its first frames are the training frames, then the MD frames of generation 0.
     seed = node.inputs.structures['water']
+    final_dataset = results['dataset']
+    final_jobs = [origin_job.uuid for origin_job in jobs]
+    assert [a.info['label_job_uuid'] for a in final_dataset.get_ase()][: len(jobs)] == final_jobs
     kinds = []
-    for index in range(trained_on.n_structures):
-        origin = frame_origin(trained_on, index)
-        assert origin['label_job'].uuid == jobs[index].uuid
+    for index in range(final_dataset.n_structures):
+        origin = frame_origin(final_dataset, index)
+        assert origin['label_job'].process_type == CP2K_PROCESS_TYPE
+        if index < len(jobs):
+            assert origin['label_job'].uuid == jobs[index].uuid
+        labelled_by = orm.QueryBuilder().append(orm.StructureData, filters={'id': origin['structure'].pk}, tag='s')
+        labelled_by.append(
+            orm.CalcJobNode, with_incoming='s', filters={'process_type': CP2K_PROCESS_TYPE, 'attributes.exit_status': 0}
+        )
+        assert labelled_by.all(flat=True) == [origin['label_job']]  # exactly one successful les.cp2k job
         inputs = origin['extracted_by'].base.links.get_incoming().all()
         if origin['origin'] == 'md':
             trajectories = [link.node for link in inputs if isinstance(link.node, orm.TrajectoryData)]
@@ -95,7 +106,8 @@ def check_frame_provenance(node, results):
             assert origin['seed'].uuid == seed.uuid
             assert origin['origin_seed'] == 'water'
         kinds.append(origin['origin'])
-    assert 'initial' in kinds
+    assert kinds == ['initial'] * len(jobs) + ['md'] * (final_dataset.n_structures - len(jobs))
+    assert len({frame_origin(final_dataset, i)['label_job'].uuid for i in range(len(kinds))}) == len(kinds)
 
     # The last generation's labels are in the final dataset but not in the models, and the summary names them.
     final = results['dataset'].get_ase()
