@@ -110,7 +110,12 @@ class LesLabelWorkChain(ProtocolMixin, WorkChain):
         super().define(spec)
         spec.input('dataset', valid_type=LesDatasetData, required=False, help='Unlabelled frames to label.')
         spec.input_namespace(
-            'structures', valid_type=orm.StructureData, dynamic=True, required=False, help='Structures to label.'
+            'structures',
+            valid_type=orm.StructureData,
+            dynamic=True,
+            required=False,
+            help='Structures to label; with `dataset`, the StructureData of its frames under `frame_0000`, ... (their '
+            'charge, multiplicity and origin then come from the dataset).',
         )
         spec.input(
             'labeller',

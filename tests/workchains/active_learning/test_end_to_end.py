@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 from aiida import orm
-from aiida.cmdline.commands.cmd_calcjob import calcjob_inputcat
+from aiida.cmdline.commands.cmd_calcjob import calcjob_inputcat, calcjob_outputcat
 from aiida.cmdline.utils.common import get_workchain_report
 from aiida.engine import run_get_node
 from click.testing import CliRunner
@@ -124,10 +124,13 @@ def check_frame_provenance(node, results):
     assert settings['total_charges'] == [0]
     assert '&FORCE_EVAL' in settings['input_file']
 
-    # `verdi calcjob inputcat` needs no file name for a les.cp2k job.
+    # `verdi calcjob inputcat` and `outputcat` need no file name for a les.cp2k job.
     result = CliRunner().invoke(calcjob_inputcat, [str(jobs[0].pk)])
     assert result.exit_code == 0, result.output
     assert '&FORCE_EVAL' in result.output
+    result = CliRunner().invoke(calcjob_outputcat, [str(jobs[0].pk)])
+    assert result.exit_code == 0, result.output
+    assert 'ENERGY| Total FORCE_EVAL' in result.output
 
 
 def check_report(node):
