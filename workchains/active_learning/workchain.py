@@ -260,14 +260,14 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
                 config.update(
                     temperature=float(temperature),
                     max_force_std=float(p.md_stop_force_std),
-                    total_charge=float(p.total_charges.get(label, 0)),
-                    multiplicity=int(p.multiplicities.get(label, 1)),
+                    total_charge=float((p.total_charges or {}).get(label, 0)),
+                    multiplicity=int((p.multiplicities or {}).get(label, 1)),
                 )
                 config['seed'] = int(self.ctx.parameters.seed) + 1000 * generation + len(self.ctx.explorations)
                 inputs.md.config = orm.Dict(config)
                 inputs.metadata = {'call_link_label': f'generation_{generation:02d}_md_{label}_{int(temperature)}K'}
                 self.ctx.exploration_origins.append(
-                    {o.GENERATION: generation, o.TEMPERATURE: temperature, o.SEED: label}
+                    {o.GENERATION: generation, o.TEMPERATURE: float(temperature), o.SEED: label}
                 )
                 self.to_context(explorations=append_(self.submit(LesMdBaseWorkChain, **inputs)))
         inputs = AttributeDict(self.exposed_inputs(LesEvaluateCalculation, namespace='evaluate'))
