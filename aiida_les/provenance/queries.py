@@ -91,14 +91,16 @@ def dft_settings_of_dataset(dataset: LesDatasetData) -> dict[str, t.Any]:
     """The exact DFT settings behind ``dataset``: level of theory, the ``parameters`` and code of its labelling jobs.
 
     :return: ``level_of_theory`` (the dataset's), ``n_jobs``, ``parameters`` (the distinct ``parameters`` Dicts given
-        to the jobs: protocol, method, basis sets, cutoffs, sections), ``total_charges`` and ``multiplicities``
-        used, ``codes`` (full labels) and ``input_file`` (the CP2K input one job ran, after any convergence
-        correction; corrections never change what is computed).
+        to the jobs: protocol, method, basis sets, cutoffs, sections; ``calculator`` for ASE labels),
+        ``total_charges`` and ``multiplicities`` used, ``codes`` (full labels) and ``input_file`` (the CP2K input one
+        job ran, after any convergence correction; corrections never change what is computed).
     """
     uuids = sorted({atoms.info[o.LABEL_JOB_UUID] for atoms in dataset.get_ase() if o.LABEL_JOB_UUID in atoms.info})
     qb = orm.QueryBuilder()
     qb.append(orm.CalcJobNode, filters={'uuid': {'in': uuids}}, tag='job', project='*')
-    qb.append(orm.Dict, with_outgoing='job', edge_filters={'label': 'parameters'}, project='attributes')
+    # CP2K jobs take their settings as `parameters`, ASE-calculator jobs as `calculator`.
+    settings_inputs = {'label': {'in': ['parameters', 'calculator']}}
+    qb.append(orm.Dict, with_outgoing='job', edge_filters=settings_inputs, project='attributes')
     rows = qb.all()
     parameters = []
     for _, attributes in rows:

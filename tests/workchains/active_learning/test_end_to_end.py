@@ -7,6 +7,7 @@ import pytest
 from aiida import orm
 from aiida.cmdline.commands.cmd_calcjob import calcjob_inputcat, calcjob_outputcat
 from aiida.cmdline.utils.common import get_workchain_report
+from aiida.common.links import LinkType
 from aiida.engine import run_get_node
 from click.testing import CliRunner
 
@@ -54,9 +55,24 @@ def test_fast_campaign(demo, codes, tmp_path):
     check_report(node)
 
 
-def check_frame_provenance(node, results):
+@pytest.mark.slow
+def test_final_committee_trained_on_md_frames(demo, codes):
+    """Two generations: the final committee's training set holds MD frames of generation 0, and each training
+    frame still maps to one les.cp2k job and one trajectory (or the initial frames) through links."""
+    builder = demo.demo_builder(protocol='fast', overrides={'parameters': {'max_generations': 2}})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert results['summary']['n_generations'] == 2
+    trained_kinds = check_frame_provenance(node, results)
+    assert 'md' in trained_kinds
+
+
+def check_frame_provenance(node, results) -> list[str]:
     """Every training frame of the final committee maps to exactly one les.cp2k job and one MD trajectory (or the
-    initial frames) through links; the README's three recipes answer on this campaign."""
+    initial frames) through links; the README's three recipes answer on this campaign.
+
+    :return: the origin (``initial`` or ``md``) of each training frame of the final committee.
+    """
     summary = results['summary'].get_dict()
     model = results['models']['member_0']
     trained_on = training_dataset_of_model(model)
@@ -74,8 +90,8 @@ def check_frame_provenance(node, results):
     upstream.append(orm.CalcJobNode, with_descendants='dataset', filters={'process_type': CP2K_PROCESS_TYPE})
     assert {job.pk for job in jobs} <= {job.pk for job in upstream.all(flat=True)}
 
-    # Recipe 2: where did each frame come from. The fast campaign's committee saw only initial frames, so walk the
-    # final dataset too: its first frames are the training frames, then the MD frames of generation 0.
+    # Recipe 2: where did each frame come from. Walk the final dataset: its first frames are the training frames (in
+    # a one-generation campaign only initial ones), then the MD frames of the last generation.
     seed = node.inputs.structures['water']
     final_dataset = results['dataset']
     final_jobs = [origin_job.uuid for origin_job in jobs]
@@ -98,7 +114,10 @@ def check_frame_provenance(node, results):
             assert origin['origin_uuid'] == origin['trajectory'].uuid
             assert origin['md_job'].process_type == 'aiida.calculations:les.md'
             assert origin['origin_md_step'] in origin['trajectory'].get_stepids()
-            assert (origin['origin_generation'], origin['origin_temperature_K']) == (0, 300.0)
+            assert origin['origin_temperature_K'] == 300.0
+            # The generation recorded on the frame is the one in the call link of the MD that wrote the trajectory.
+            call = origin['md_job'].caller.base.links.get_incoming(link_type=LinkType.CALL_WORK).one()
+            assert call.link_label == f'generation_{origin["origin_generation"]:02d}_md_water_300K'
             assert origin['seed'].uuid == seed.uuid
         else:
             assert origin['origin'] == 'initial'
@@ -106,14 +125,17 @@ def check_frame_provenance(node, results):
             assert origin['seed'].uuid == seed.uuid
             assert origin['origin_seed'] == 'water'
         kinds.append(origin['origin'])
-    assert kinds == ['initial'] * len(jobs) + ['md'] * (final_dataset.n_structures - len(jobs))
+    n_initial = kinds.count('initial')
+    assert n_initial > 0
+    assert kinds == ['initial'] * n_initial + ['md'] * (len(kinds) - n_initial)
+    assert kinds[len(jobs) :] == ['md'] * (len(kinds) - len(jobs))
     assert len({frame_origin(final_dataset, i)['label_job'].uuid for i in range(len(kinds))}) == len(kinds)
 
     # The last generation's labels are in the final dataset but not in the models, and the summary names them.
     final = results['dataset'].get_ase()
     unseen = [atoms.info['label_job_uuid'] for atoms in final[trained_on.n_structures :]]
     assert summary['final_models']['labels_not_trained_on'] == unseen
-    assert len(unseen) == summary['generations'][0]['n_labelled'] > 0
+    assert len(unseen) == summary['generations'][-1]['n_labelled'] > 0
     assert all(atoms.info['origin'] == 'md' for atoms in final[trained_on.n_structures :])
 
     # Recipe 3: the exact DFT settings of a dataset.
@@ -131,6 +153,7 @@ def check_frame_provenance(node, results):
     result = CliRunner().invoke(calcjob_outputcat, [str(jobs[0].pk)])
     assert result.exit_code == 0, result.output
     assert 'ENERGY| Total FORCE_EVAL' in result.output
+    return kinds[: len(jobs)]
 
 
 def check_report(node):
