@@ -326,6 +326,9 @@ class MDConfig(_Section):
     ``pressure`` [bar], ``compressibility`` [1/bar] (Berendsen NPT). Stopping bounds, each 0 = off:
     ``max_force_std`` [eV/Å] (committee force deviation), ``min_distance`` [Å] (closest pair),
     ``max_energy_change`` [eV/atom] relative to the first frame (a NaN or infinite energy always stops the run).
+    ``total_charge`` [e] (None: the structure file's ``total_charge``, default 0) is given to the model; it and the
+    spin ``multiplicity`` (2S+1) are written on every frame, so frames taken from the trajectory are labelled at the
+    charge and spin they were run at.
 
     ``timestep`` is at most :data:`MAX_TIMESTEP_FS` (5 fs). Velocity Verlet and Langevin need about ten steps per
     period of the fastest vibration: an O-H or C-H stretch (~3000-3700 cm^-1, period ~9-11 fs) needs <= 1 fs, and
@@ -336,6 +339,7 @@ class MDConfig(_Section):
     models: tuple[str, ...] = ()
     structure: str = ''
     total_charge: float | None = None
+    multiplicity: int = 1
     ensemble: Literal['nvt', 'npt', 'nve'] = 'nvt'
     temperature: float = 300.0
     timestep: float = 0.5
@@ -368,6 +372,8 @@ class MDConfig(_Section):
                 f'timestep must be <= {MAX_TIMESTEP_FS} fs (about ten steps per period of the fastest vibration; '
                 f'<= 1 fs with hydrogen), got {self.timestep} fs'
             )
+        if isinstance(self.multiplicity, bool) or not isinstance(self.multiplicity, int) or self.multiplicity < 1:
+            errors.append(f'multiplicity must be an integer >= 1 (2S+1), got {self.multiplicity!r}')
         if self.ensemble != 'nve' and self.temperature <= 0:
             errors.append(f'temperature must be > 0 for ensemble {self.ensemble!r}, got {self.temperature}')
         return errors

@@ -1,4 +1,4 @@
-"""Report lines shared by the restart workchains (``les.train.base``, ``les.md.base``, ``les.cp2k.base``)."""
+"""Report lines shared by the workchains: the restart workchains' failure line, numbers to meaningful digits."""
 
 
 class ErrorReportMixin:
@@ -9,3 +9,11 @@ class ErrorReportMixin:
         status = calculation.exit_status
         self.report(f'{calculation.process_label}<{calculation.pk}> finished with exit status {status}')
         self.report(f'Action taken: {action}')
+
+
+def significant(value, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant digits without an exponent for everyday sizes (118.43 -> '118', 0.01234
+    -> '0.0123'); 'n/a' for None."""
+    if value is None:
+        return 'n/a'
+    return f'{float(f"{float(value):.{digits}g}"):g}'

@@ -133,6 +133,9 @@ class LesCp2kCalculation(CalcJob):
             help='MPI launcher for CP2K; `{num_mpiprocs}` is replaced from the resources; empty for none.',
         )
         spec.inputs['metadata']['options']['withmpi'].default = False
+        # `verdi calcjob inputcat` and `outputcat` show these without a file name.
+        spec.inputs['metadata']['options']['input_filename'].default = cls._INPUT_FILE
+        spec.inputs['metadata']['options']['output_filename'].default = cls._OUTPUT_FILE
         spec.inputs['metadata']['options']['parser_name'].default = 'les.cp2k'
         spec.inputs['metadata']['options']['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
 

@@ -21,11 +21,13 @@ class LesModelData(orm.SinglefileData):
     """A saved LES model (the file written by ``les-train``).
 
     Attributes (queryable): ``sha256`` of the file, ``les_model_version`` that wrote it, ``model_config`` (dict),
-    ``species`` (list of element symbols) when the file declares them. A torch archive is read once on creation
-    (:func:`les_model.io.read_model_file`, tensors only, nothing executed): it must be a ``les_model`` model file of
-    the format version this ``les_model`` reads, and its version, configuration and species fill the attributes not
-    given explicitly. Content that is not a torch archive is stored unchecked (the programs check it when they load
-    it). Models are built from the file only in :meth:`get_calculator`.
+    ``species`` (list of element symbols) when the file declares them; models trained by ``les.train`` also record
+    ``training_dataset_uuid``, ``validation_dataset_uuid``, ``level_of_theory`` and, in a campaign,
+    ``campaign_uuid``. A torch archive is read once on creation (:func:`les_model.io.read_model_file`, tensors only,
+    nothing executed): it must be a ``les_model`` model file of the format version this ``les_model`` reads, and its
+    version, configuration and species fill the attributes not given explicitly. Content that is not a torch archive
+    is stored unchecked (the programs check it when they load it). Models are built from the file only in
+    :meth:`get_calculator`.
     """
 
     DEFAULT_FILENAME = 'model.pt'
@@ -80,6 +82,21 @@ class LesModelData(orm.SinglefileData):
     def model_config(self) -> dict:
         """Model configuration the file was trained with."""
         return self.base.attributes.get('model_config')
+
+    @property
+    def training_dataset_uuid(self) -> str | None:
+        """UUID of the dataset the model was trained on (set by the ``les.train`` parser), None if unknown."""
+        return self.base.attributes.get('training_dataset_uuid', None)
+
+    @property
+    def level_of_theory(self) -> str | None:
+        """Level of theory of the training labels (set by the ``les.train`` parser), None if unknown."""
+        return self.base.attributes.get('level_of_theory', None)
+
+    @property
+    def campaign_uuid(self) -> str | None:
+        """UUID of the ``les.active_learning`` campaign that trained the model, None outside a campaign."""
+        return self.base.attributes.get('campaign_uuid', None)
 
     def verify(self) -> None:
         """Check that the stored file still matches its checksum.

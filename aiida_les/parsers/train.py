@@ -15,6 +15,9 @@ from aiida_les.parsers.base import BaseLesParser, ProgramReport, finite_or_none
 
 __all__ = ('LesTrainParser',)
 
+#: Process type of the campaign, whose UUID a model trained inside one records.
+CAMPAIGN_PROCESS_TYPE = 'aiida.workflows:les.active_learning'
+
 
 class LesTrainParser(BaseLesParser):
     """Parser of :class:`~aiida_les.calculations.train.LesTrainCalculation`.
@@ -23,6 +26,9 @@ class LesTrainParser(BaseLesParser):
     ``remote_folder``), 405 when it stopped there without one, 410 for a NaN loss, 430/431/432/440 for bad
     configuration, data, model or device, 320-323 for missing or unreadable output files. On a failure the
     ``metrics`` written so far are still attached (the learning history up to the failure).
+
+    Each model node records what it was trained on (attributes ``training_dataset_uuid``,
+    ``validation_dataset_uuid``, ``level_of_theory``) and, when trained inside a campaign, ``campaign_uuid``.
     """
 
     ERROR_MAP: t.ClassVar[dict[str, str]] = {
@@ -96,10 +102,28 @@ class LesTrainParser(BaseLesParser):
             except (OSError, ValueError) as exception:
                 raise ValueError(str(exception)) from exception
         species = [chemical_symbols[int(z)] if not isinstance(z, str) else z for z in payload.get('species', [])]
-        return LesModelData(
+        node = LesModelData(
             io.BytesIO(content),
             filename=filename,
             model_config=finite_or_none(payload.get('model_config', {})),
             les_model_version=payload.get('les_model_version'),
             species=species,
         )
+        for key, value in self._training_provenance().items():
+            node.base.attributes.set(key, value)
+        return node
+
+    def _training_provenance(self) -> dict[str, str | None]:
+        """UUIDs of the training and validation datasets and of the campaign, and the labels' level of theory."""
+        inputs = self.node.inputs
+        dataset = inputs.dataset if 'dataset' in inputs else None
+        validation = inputs.validation_dataset if 'validation_dataset' in inputs else None
+        campaign = self.node.caller
+        while campaign is not None and campaign.process_type != CAMPAIGN_PROCESS_TYPE:
+            campaign = campaign.caller
+        return {
+            'training_dataset_uuid': None if dataset is None else dataset.uuid,
+            'validation_dataset_uuid': None if validation is None else validation.uuid,
+            'level_of_theory': None if dataset is None else dataset.base.attributes.get('level_of_theory', None),
+            'campaign_uuid': None if campaign is None else campaign.uuid,
+        }

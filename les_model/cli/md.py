@@ -2,9 +2,9 @@
 
 Writes ``trajectory_file`` (extxyz; every ``write_every`` steps plus the first and the last frame) with per-frame
 ``les_*`` entries in ``atoms.info`` (step, time_fs, energy, temperature_K, max_force_std, mean_force_std,
-energy_std_per_atom, max_charge_std) and ``les_forces`` / ``les_charges`` / ``les_force_std`` arrays, and
-``summary_file`` (JSON). Exit codes: SUCCESS, MD_UNCERTAIN, MD_ATOMS_TOO_CLOSE, MD_ENERGY_EXPLODED (the frame
-that triggered the stop is the last one written).
+energy_std_per_atom, max_charge_std, and total_charge [e] and spin_multiplicity, the charge and spin the run is at)
+and ``les_forces`` / ``les_charges`` / ``les_force_std`` arrays, and ``summary_file`` (JSON). Exit codes: SUCCESS,
+MD_UNCERTAIN, MD_ATOMS_TOO_CLOSE, MD_ENERGY_EXPLODED (the frame that triggered the stop is the last one written).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def make_dynamics(atoms, config):
     )
 
 
-def _frame(atoms, step: int, time_fs: float, results: dict):
+def _frame(atoms, step: int, time_fs: float, results: dict, total_charge: float, multiplicity: int):
     frame = atoms.copy()
     frame.calc = None
     frame.info.update(
@@ -90,6 +90,9 @@ def _frame(atoms, step: int, time_fs: float, results: dict):
         les_time_fs=time_fs,
         les_energy=float(results['energy']),
         les_temperature_K=float(atoms.get_temperature()),
+        # Every frame says the charge and spin it was run at, so a label of it is computed at the same ones.
+        les_total_charge=float(total_charge),
+        les_spin_multiplicity=int(multiplicity),
     )
     for key in ('max_force_std', 'mean_force_std', 'energy_std_per_atom', 'max_charge_std'):
         frame.info[f'les_{key}'] = float(results[key])
@@ -124,6 +127,8 @@ def _run(argv) -> ExitCode:
     except ValueError as exc:
         raise CliFailure(ExitCode.DEVICE_UNAVAILABLE, str(exc)) from exc
     atoms.calc = calc
+    # The calculator takes the configured charge over the structure file's (see LesCalculator).
+    total_charge = config.total_charge if config.total_charge is not None else atoms.info.get('total_charge', 0.0)
     if config.ensemble != 'nve' or not np.any(atoms.get_velocities()):
         thermalize(atoms, config.temperature, config.seed)
     dynamics = make_dynamics(atoms, config)
@@ -157,7 +162,8 @@ def _run(argv) -> ExitCode:
             reason = f'max force std {results["max_force_std"]:.3g} eV/Å exceeds {config.max_force_std} eV/Å'
         stop = code != ExitCode.SUCCESS or step >= config.steps
         if step % config.write_every == 0 or stop:
-            ase.io.write(trajectory, _frame(atoms, step, step * config.timestep, results), format='extxyz', append=True)
+            frame = _frame(atoms, step, step * config.timestep, results, total_charge, config.multiplicity)
+            ase.io.write(trajectory, frame, format='extxyz', append=True)
             frames_written += 1
             history.append(
                 {
@@ -184,6 +190,8 @@ def _run(argv) -> ExitCode:
         'time_fs': step * config.timestep,
         'frames_written': frames_written,
         'committee_size': calc.committee_size,
+        'total_charge': float(total_charge),
+        'multiplicity': config.multiplicity,
         'max_force_std_max': max_std_seen,
         'max_force_std_mean': float(np.mean([h['max_force_std'] for h in history])),
         'frames': history,

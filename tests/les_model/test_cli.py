@@ -160,6 +160,19 @@ def test_md_runs_and_writes_trajectory(trained, tmp_path, monkeypatch, ensemble)
     assert summary['committee_size'] == 2
 
 
+def test_md_frames_carry_total_charge_and_multiplicity(trained, tmp_path, monkeypatch):
+    """The charge the model ran at and the spin multiplicity are on every frame and in the summary."""
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / 'md.yaml', _md_config(trained, total_charge=-1.0, multiplicity=2, steps=2))
+    assert md.main(['md.yaml']) == ExitCode.SUCCESS
+    frames = ase.io.read(tmp_path / 'md.extxyz', ':')
+    assert [(f.info['les_total_charge'], f.info['les_spin_multiplicity']) for f in frames] == [(-1.0, 2)] * 2
+    summary = json.loads((tmp_path / 'md_summary.json').read_text())
+    assert (summary['total_charge'], summary['multiplicity']) == (-1.0, 2)
+    _write(tmp_path / 'md.yaml', _md_config(trained, multiplicity=0))
+    assert md.main(['md.yaml']) == ExitCode.INVALID_CONFIG
+
+
 @pytest.mark.parametrize(
     ('options', 'code'),
     [

@@ -50,6 +50,17 @@ def test_validator_needs_one_source(fixture_code, generate_workchain):
         generate_workchain('les.label', builder._inputs(prune=True))
 
 
+def test_validator_dataset_with_its_frames(fixture_code, generate_workchain):
+    """A dataset may come with the StructureData of its frames (frame_0000 ...), only if they are those frames."""
+    dataset = LesDatasetData.from_ase([_water(), _water(0.05)])
+    builder = LesLabelWorkChain.get_builder_from_protocol(fixture_code('les.cp2k'), dataset, 'fast')
+    builder.structures = {f'frame_{i:04d}': orm.StructureData(ase=atoms) for i, atoms in enumerate(dataset.get_ase())}
+    generate_workchain('les.label', builder._inputs(prune=True))
+    builder.structures = {'frame_0000': orm.StructureData(ase=_water()), 'frame_0001': orm.StructureData(ase=_water())}
+    with pytest.raises(ValueError, match='`frame_0001` has other atoms or positions than frame 0001'):
+        generate_workchain('les.label', builder._inputs(prune=True))
+
+
 def test_validator_needs_labeller_namespace(fixture_code, generate_workchain):
     dataset = LesDatasetData.from_ase([_water()])
     builder = LesLabelWorkChain.get_builder_from_protocol(fixture_code('les.cp2k'), dataset, 'fast')
@@ -68,6 +79,7 @@ def test_label_cp2k_end_to_end(aiida_code_installed):
     hydroxide.center(vacuum=4.0)
     hydroxide.pbc = False
     hydroxide.info['total_charge'] = -1
+    hydroxide.info['origin_seed'] = 'hydroxide'  # an origin entry of the request is kept on its label
     dataset = LesDatasetData.from_ase([_water(0.05), overlapping, hydroxide])
     builder = LesLabelWorkChain.get_builder_from_protocol(
         code, dataset, 'fast', overrides={'max_concurrent': 2}, options={'max_wallclock_seconds': 300}
@@ -84,6 +96,7 @@ def test_label_cp2k_end_to_end(aiida_code_installed):
     frames = labelled.get_ase()
     assert [atoms.info['source_index'] for atoms in frames] == [0, 2]
     assert [atoms.info['total_charge'] for atoms in frames] == [0, -1]
+    assert [atoms.info.get('origin_seed') for atoms in frames] == [None, 'hydroxide']
     assert labelled.level_of_theory.startswith('cp2k/fast/GFN1-xTB#')
     assert report['level_of_theory'] == labelled.level_of_theory
     # Provenance: the merged dataset was created by the calcfunction from each one-frame label.
@@ -92,6 +105,15 @@ def test_label_cp2k_end_to_end(aiida_code_installed):
     sources = [link.node for link in creator.base.links.get_incoming().all() if link.link_label.startswith('frame_')]
     assert len(sources) == 2
     assert {source.creator.process_label for source in sources} == {'LesCp2kCalculation'}
+    # Each labelled StructureData was unpacked from the dataset by a calcfunction; each frame names its job.
+    jobs = {source.creator.uuid: source.creator for source in sources}
+    assert sorted(jobs) == sorted(atoms.info['label_job_uuid'] for atoms in frames)
+    for job in jobs.values():
+        assert job.inputs.structure.creator.process_label == 'unpack_frames'
+        assert job.inputs.structure.creator.inputs.dataset.uuid == dataset.uuid
+    assert [atoms.info['structure_uuid'] for atoms in frames] == [
+        jobs[atoms.info['label_job_uuid']].inputs.structure.uuid for atoms in frames
+    ]
 
 
 @pytest.mark.skipif(LES_ASE_LABEL is None, reason='needs les-ase-label')

@@ -7,6 +7,7 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_les.data.dataset import LesDatasetData
+from aiida_les.provenance import origin as o
 from aiida_les.selection import perturbed_copies
 
 
@@ -16,6 +17,8 @@ def generate_initial_frames(parameters: orm.Dict, **structures: orm.StructureDat
 
     :param parameters: ``n_initial_copies`` (per seed), ``rattle`` (Å), ``max_strain`` (fraction), ``seed``;
         optional per-seed ``total_charges`` and ``multiplicities`` (dicts keyed like ``structures``).
+    :return: unlabelled frames, each with its origin: ``origin='initial'``, the seed's UUID and label, and the copy
+        index (0 for the seed itself).
     """
     settings = parameters.get_dict()
     frames = []
@@ -24,16 +27,17 @@ def generate_initial_frames(parameters: orm.Dict, **structures: orm.StructureDat
         atoms.info['total_charge'] = int(settings.get('total_charges', {}).get(label, 0))
         atoms.info['spin_multiplicity'] = int(settings.get('multiplicities', {}).get(label, 1))
         atoms.info['seed_label'] = label
-        frames.append(atoms)
-        frames.extend(
-            perturbed_copies(
-                atoms,
-                settings['n_initial_copies'],
-                rattle=settings['rattle'],
-                max_strain=settings['max_strain'],
-                seed=settings['seed'] + offset,
-            )
+        atoms.info.update({o.ORIGIN: 'initial', o.ORIGIN_UUID: structure.uuid, o.SEED: label, o.COPY: 0})
+        copies = perturbed_copies(
+            atoms,
+            settings['n_initial_copies'],
+            rattle=settings['rattle'],
+            max_strain=settings['max_strain'],
+            seed=settings['seed'] + offset,
         )
+        for index, copy in enumerate(copies, start=1):
+            copy.info[o.COPY] = index
+        frames.extend([atoms, *copies])
     return LesDatasetData.from_ase(frames, filename='initial_frames.extxyz')
 
 
@@ -61,14 +65,20 @@ def split_dataset(dataset: LesDatasetData, parameters: orm.Dict) -> dict[str, Le
 
 
 @calcfunction
-def summarise_campaign(stop_reason: orm.Str, **generations: orm.Dict) -> orm.Dict:
-    """Collect the per-generation statistics (``generation_00`` ...) and the reason the campaign stopped."""
+def summarise_campaign(stop_reason: orm.Str, final_models: orm.Dict | None = None, **generations: orm.Dict) -> orm.Dict:
+    """Collect the per-generation statistics (``generation_00`` ...) and the reason the campaign stopped.
+
+    :param final_models: what the final committee was trained on (``training_dataset_uuid``,
+        ``n_frames_trained_on``) and the labelling-job UUIDs of the labels it has not seen.
+    """
     rows = [generations[key].get_dict() for key in sorted(generations)]
-    return orm.Dict(
-        {
-            'stop_reason': stop_reason.value,
-            'n_generations': len(rows),
-            'n_labels_added': int(sum(row.get('n_labelled', 0) for row in rows)),
-            'generations': rows,
-        }
-    )
+    summary = {
+        'stop_reason': stop_reason.value,
+        'n_generations': len(rows),
+        'n_labels_added': int(sum(row.get('n_labelled', 0) for row in rows)),
+        'n_generations_without_labels': int(sum(bool(row.get('no_labels_added')) for row in rows)),
+        'generations': rows,
+    }
+    if final_models is not None:
+        summary['final_models'] = final_models.get_dict()
+    return orm.Dict(summary)

@@ -5,7 +5,12 @@ temperature with the committee (``les.md.base``), stopping a trajectory when its
 -> measure the committee's error on the held-out DFT set (``les.evaluate``) -> select frames between the trust
 levels, deduplicated and diverse, under the per-generation budget (``select_structures``) -> label them
 (``les.label``) -> merge them into the dataset (``merge_datasets``) -> apply the stopping rule. Every dataset
-transformation is a calcfunction, so the provenance graph shows which label entered which model.
+transformation is a calcfunction, so the provenance graph shows which label entered which model; every frame also
+carries its origin and labelling job (:mod:`aiida_les.provenance.origin`). Seeds keep their total charge and spin
+multiplicity (``total_charges``, ``multiplicities``) through the MD, the selection and the labels.
+
+The final committee is the one trained in the last generation: the labels that generation added are in the
+``dataset`` output but not in the models, and the summary (``final_models``) and the report name them.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
 from aiida.plugins import CalculationFactory, DataFactory, WorkflowFactory
 
-from aiida_les.calculations.functions.merge_datasets import merge_datasets
 from aiida_les.calculations.functions.select_structures import select_structures
 from aiida_les.data.dataset import LesDatasetData
+from aiida_les.provenance import origin as o
 from aiida_les.selection import evaluate_stopping_rule
-from workchains.active_learning.functions import generate_initial_frames, split_dataset, summarise_campaign
+from workchains.active_learning.frames import extract_selected, labels_not_trained_on
+from workchains.active_learning.functions import summarise_campaign
+from workchains.active_learning.labelling import CampaignLabellingMixin
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS, validate_parameters
 from workchains.active_learning.restart import validate_continuation
 from workchains.active_learning.validation import (
@@ -30,6 +37,7 @@ from workchains.active_learning.validation import (
     check_seeds,
 )
 from workchains.protocols.utils import ProtocolMixin
+from workchains.reporting import significant
 
 __all__ = ('LesActiveLearningWorkChain',)
 
@@ -58,7 +66,7 @@ def validate_inputs(inputs: dict, _ctx) -> str | None:
     )
 
 
-class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
+class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChain):
     """Active-learning campaign for an LES potential: committee training, MD exploration, selection, DFT labels."""
 
     _protocol_file = 'active_learning.yaml'
@@ -144,6 +152,11 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         spec.exit_code(402, 'ERROR_SUB_PROCESS_FAILED_EXPLORE', message='Every MD exploration failed.')
         spec.exit_code(403, 'ERROR_SUB_PROCESS_FAILED_LABEL', message='Labelling failed: {message}')
         spec.exit_code(404, 'ERROR_SUB_PROCESS_FAILED_EVALUATE', message='The held-out evaluation failed.')
+        spec.exit_code(
+            405,
+            'ERROR_NO_LABELS_ADDED',
+            message='No selected frame could be labelled ({message}); the outputs are those of the initial data.',
+        )
 
     @classmethod
     def get_builder_from_protocol(cls, codes: dict, structures: dict, protocol: str | None = None, **kwargs):
@@ -168,6 +181,7 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.statistics = []
         self.ctx.accurate_fractions = []
         self.ctx.force_errors = []
+        self.ctx.unlabelled_generations = 0  # consecutive generations whose selected frames all failed to label
         if 'dataset' in self.inputs:
             self.ctx.dataset = self.inputs.dataset
             self.ctx.validation_dataset = self.inputs.get('validation_dataset')
@@ -187,6 +201,10 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         # The stopping rule looks back `patience` generations, across the continuation too.
         self.ctx.accurate_fractions = [row.get('accurate_fraction') or 0.0 for row in self.ctx.statistics]
         self.ctx.force_errors = [row.get('heldout_forces_rmse_eV_per_A') for row in self.ctx.statistics]
+        for row in reversed(self.ctx.statistics):
+            if not row.get('no_labels_added'):
+                break
+            self.ctx.unlabelled_generations += 1
         if models:
             self.ctx.models = [models[key] for key in sorted(models, key=lambda key: int(key.rsplit('_', 1)[-1]))]
         reused = '; '.join(state.get('reused', [])) or 'its dataset'
@@ -194,46 +212,6 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f'continuing campaign {state.get("previous_pk", state["previous_campaign"])} at generation '
             f'{self.ctx.generation} with {self.ctx.labels_used} labels used; reused {reused}'
         )
-
-    def should_label_initial_frames(self):
-        """Label seeds and perturbed copies when no dataset was given."""
-        return 'dataset' not in self.inputs
-
-    def label_initial_frames(self):
-        """Generate perturbed copies of the seeds and label them."""
-        keys = ('n_initial_copies', 'rattle', 'max_strain', 'seed', 'total_charges', 'multiplicities')
-        settings = orm.Dict({key: self.ctx.parameters[key] for key in keys})
-        frames = generate_initial_frames(
-            parameters=settings, **self.inputs.structures, metadata={'call_link_label': 'initial_frames'}
-        )
-        self.report(f'labelling {frames.n_structures} initial frames (seeds + perturbed copies)')
-        return ToContext(initial_labels=self._submit_label(frames, 'initial_labels'))
-
-    def inspect_initial_labels(self):
-        """Split the labelled initial frames into training and held-out sets."""
-        labels = self.ctx.initial_labels
-        if not labels.is_finished_ok:
-            return self.exit_codes.ERROR_SUB_PROCESS_FAILED_LABEL.format(message=f'initial labels, pk {labels.pk}')
-        dataset = labels.outputs.labelled
-        self.ctx.labels_used += dataset.n_structures
-        split = split_dataset(
-            dataset,
-            orm.Dict({'n_validation': self.ctx.parameters.n_validation, 'seed': self.ctx.parameters.seed}),
-            metadata={'call_link_label': 'split_initial'},
-        )
-        self.ctx.dataset, self.ctx.validation_dataset = split['train'], split['validation']
-        self.report(
-            f'initial dataset: {self.ctx.dataset.n_structures} training and '
-            f'{self.ctx.validation_dataset.n_structures} held-out frames'
-        )
-        if self.ctx.validation_dataset.n_structures < self.ctx.parameters.n_validation:
-            # Inputs were checked to fit; only labels that failed can shrink the held-out set.
-            self.report(
-                f'WARNING: only {dataset.n_structures} initial frames were labelled, so '
-                f'{self.ctx.validation_dataset.n_structures} are held out instead of n_validation '
-                f'{self.ctx.parameters.n_validation}'
-            )
-        return None
 
     def should_run_generation(self):
         """Go on until the stopping rule says stop."""
@@ -244,6 +222,7 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         generation = self.ctx.generation
         previous = getattr(self.ctx, 'models', None)
         self.ctx.trainings = []
+        self.ctx.trained_on = self.ctx.dataset
         for member in range(self.ctx.parameters.committee_size):
             inputs = AttributeDict(self.exposed_inputs(LesTrainBaseWorkChain, namespace='train'))
             inputs.dataset = self.ctx.dataset
@@ -270,8 +249,8 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         self.ctx.models = [node.outputs.model for node in self.ctx.trainings]
         finals = [node.outputs.metrics.get('final', {}) for node in self.ctx.trainings]
         errors = [final.get('valid') or final.get('train') or {} for final in finals]
-        forces = ', '.join(f'{error.get("forces_rmse", float("nan")):.1f}' for error in errors)
-        energies = ', '.join(f'{error.get("energy_per_atom_rmse", float("nan")):.1f}' for error in errors)
+        forces = ', '.join(significant(error.get('forces_rmse')) for error in errors)
+        energies = ', '.join(significant(error.get('energy_per_atom_rmse')) for error in errors)
         self.report(
             f'generation {self.ctx.generation}: committee trained; validation force RMSE [{forces}] meV/Å, '
             f'energy RMSE [{energies}] meV/atom'
@@ -283,18 +262,27 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         generation = self.ctx.generation
         models = {f'member_{index}': model for index, model in enumerate(self.ctx.models)}
         self.ctx.explorations = []
+        self.ctx.exploration_origins = []
+        p = self.ctx.parameters
         for label, structure in sorted(self.inputs.structures.items()):
-            for temperature in self.ctx.parameters.temperatures:
+            for temperature in p.temperatures:
                 inputs = AttributeDict(self.exposed_inputs(LesMdBaseWorkChain, namespace='md'))
                 inputs.structure = structure
                 inputs.md.models = models
                 config = inputs.md.config.get_dict() if 'config' in inputs.md else {}
+                # The seed's charge and spin, as in its initial labels: the frames are labelled at them too.
                 config.update(
-                    temperature=float(temperature), max_force_std=float(self.ctx.parameters.md_stop_force_std)
+                    temperature=float(temperature),
+                    max_force_std=float(p.md_stop_force_std),
+                    total_charge=float((p.total_charges or {}).get(label, 0)),
+                    multiplicity=int((p.multiplicities or {}).get(label, 1)),
                 )
                 config['seed'] = int(self.ctx.parameters.seed) + 1000 * generation + len(self.ctx.explorations)
                 inputs.md.config = orm.Dict(config)
                 inputs.metadata = {'call_link_label': f'generation_{generation:02d}_md_{label}_{int(temperature)}K'}
+                self.ctx.exploration_origins.append(
+                    {o.GENERATION: generation, o.TEMPERATURE: float(temperature), o.SEED: label}
+                )
                 self.to_context(explorations=append_(self.submit(LesMdBaseWorkChain, **inputs)))
         inputs = AttributeDict(self.exposed_inputs(LesEvaluateCalculation, namespace='evaluate'))
         inputs.dataset = self.ctx.validation_dataset
@@ -305,11 +293,14 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
 
     def inspect_exploration(self):
         """Keep the trajectories of finished runs; record the held-out force error."""
-        finished = [node for node in self.ctx.explorations if node.is_finished_ok]
+        finished = {f'md_{index}': node for index, node in enumerate(self.ctx.explorations) if node.is_finished_ok}
         failed = len(self.ctx.explorations) - len(finished)
         if not finished:
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_EXPLORE
-        self.ctx.trajectories = {f'md_{index}': node.outputs.trajectory for index, node in enumerate(finished)}
+        self.ctx.trajectories = {key: node.outputs.trajectory for key, node in finished.items()}
+        origins = self.ctx.exploration_origins
+        self.ctx.origins = {key: origins[int(key.split('_')[1])] for key in finished}
+        finished = list(finished.values())
         stopped = sum(bool(node.outputs.output_parameters.get('stopped_by_uncertainty')) for node in finished)
         if not self.ctx.evaluation.is_finished_ok:
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_EVALUATE
@@ -324,10 +315,9 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             'heldout_forces_rmse_eV_per_A': self.ctx.force_error,
             'heldout_energy_rmse_meV_per_atom': errors.get('energy_per_atom_rmse'),
         }
-        rmse_text = 'n/a' if force_rmse is None else f'{force_rmse:.1f}'  # 0.1 meV/Å: far below member spread
         self.report(
             f'generation {self.ctx.generation}: {len(finished)} trajectories ({failed} failed, {stopped} stopped by '
-            f'uncertainty); held-out force RMSE {rmse_text} meV/Å'
+            f'uncertainty); held-out force RMSE {significant(force_rmse)} meV/Å'
         )
         return None
 
@@ -342,6 +332,7 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         parameters['fallback'] = self.ctx.force_error is not None and self.ctx.force_error > p.force_error_target
         if p.charge_threshold is not None:
             parameters['charge_threshold'] = p.charge_threshold
+        parameters['origins'] = self.ctx.origins
         result = select_structures(
             parameters=orm.Dict(parameters),
             reference=self.ctx.dataset,
@@ -350,6 +341,10 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
         )
         report = result['report'].get_dict()
         self.ctx.candidates = result.get('selected')
+        if self.ctx.candidates is not None:
+            self.ctx.candidate_structures = extract_selected(
+                report['selected_sources'], self.ctx.trajectories, self.ctx.generation
+            )
         self.ctx.accurate_fractions.append(float(report['accurate_fraction']))
         self.ctx.current.update({key: report.get(key) for key in ('n_frames', 'accurate_fraction', 'counts')})
         self.ctx.current['n_selected'] = 0 if self.ctx.candidates is None else self.ctx.candidates.n_structures
@@ -358,44 +353,12 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             f'{report["accurate_fraction"]:.1%}, counts {report["counts"]}, selected {self.ctx.current["n_selected"]}'
         )
 
-    def has_candidates(self):
-        """Label only when something was selected."""
-        return self.ctx.candidates is not None
-
-    def label_candidates(self):
-        """Label the selected frames with the campaign's (single) level of theory."""
-        label = f'generation_{self.ctx.generation:02d}_label'
-        return ToContext(labels=self._submit_label(self.ctx.candidates, label))
-
-    def inspect_labels(self):
-        """Merge the new labels into the dataset; failed labels are excluded with their reasons (label report)."""
-        node = self.ctx.labels
-        report = node.outputs.report.get_dict() if 'report' in node.outputs else {}
-        self.ctx.current['n_label_failed'] = report.get('n_failed', 0)
-        self.ctx.current['label_failures'] = report.get('failures', report.get('excluded', []))
-        if not node.is_finished_ok:
-            self.report(f'generation {self.ctx.generation}: labelling failed (pk {node.pk}); no frames added')
-            self.ctx.current['n_labelled'] = 0
-            return
-        labelled = node.outputs.labelled
-        self.ctx.labels_used += labelled.n_structures
-        self.ctx.dataset = merge_datasets(
-            dataset_0=self.ctx.dataset,
-            dataset_1=labelled,
-            metadata={'call_link_label': f'generation_{self.ctx.generation:02d}_merge'},
-        )
-        self.ctx.current['n_labelled'] = labelled.n_structures
-        self.report(
-            f'generation {self.ctx.generation}: {labelled.n_structures} labels added, dataset now '
-            f'{self.ctx.dataset.n_structures} frames'
-        )
-        return
-
     def check_convergence(self):
         """Apply the stopping rule and report every criterion."""
         p = self.ctx.parameters
         self.ctx.force_errors.append(self.ctx.force_error)
         self.ctx.current.setdefault('n_labelled', 0)
+        self.ctx.current['no_labels_added'] = self.ctx.current['n_selected'] > 0 and self.ctx.current['n_labelled'] == 0
         decision = evaluate_stopping_rule(
             self.ctx.accurate_fractions,
             self.ctx.force_errors,
@@ -406,6 +369,7 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             accurate_threshold=p.accurate_threshold,
             patience=p.patience,
             force_error_target=p.force_error_target,
+            unlabelled_generations=self.ctx.unlabelled_generations,
         )
         self.ctx.current['stopping'] = decision.message
         self.ctx.statistics.append(self.ctx.current)
@@ -420,15 +384,36 @@ class LesActiveLearningWorkChain(ProtocolMixin, WorkChain):
             self.out(f'models.member_{index}', model)
         self.out('dataset', self.ctx.dataset)
         self.out('validation_dataset', self.ctx.validation_dataset)
+        final_models = self._final_models()
         generations = {f'generation_{row["generation"]:02d}': orm.Dict(row) for row in self.ctx.statistics}
         summary = summarise_campaign(
-            stop_reason=orm.Str(self.ctx.stop_reason), **generations, metadata={'call_link_label': 'summary'}
+            stop_reason=orm.Str(self.ctx.stop_reason),
+            final_models=orm.Dict(final_models),
+            **generations,
+            metadata={'call_link_label': 'summary'},
         )
         self.out('summary', summary)
         self.report(f'campaign finished after {self.ctx.generation} generation(s): {self.ctx.stop_reason}')
+        ran = [row for row in self.ctx.statistics if 'no_labels_added' in row]
+        if self.ctx.stop_reason == 'labels_refused' or (ran and all(row['no_labels_added'] for row in ran)):
+            generations = ', '.join(str(row['generation']) for row in ran if row['no_labels_added'])
+            return self.exit_codes.ERROR_NO_LABELS_ADDED.format(message=f'generation(s) {generations}')
+        return None
 
-    def _submit_label(self, frames: LesDatasetData, call_link_label: str):
-        inputs = AttributeDict(self.exposed_inputs(LesLabelWorkChain, namespace='label'))
-        inputs.dataset = frames
-        inputs.metadata = {'call_link_label': call_link_label}
-        return self.submit(LesLabelWorkChain, **inputs)
+    def _final_models(self) -> dict:
+        """Which dataset the final committee was trained on, and which labels of the final dataset it has not seen."""
+        trained_on = getattr(self.ctx, 'trained_on', None) or self.ctx.dataset
+        unseen = labels_not_trained_on(self.ctx.dataset, trained_on)
+        record = {
+            'training_dataset_uuid': trained_on.uuid,
+            'n_frames_trained_on': trained_on.n_structures,
+            'n_labels_not_trained_on': len(unseen),
+            'labels_not_trained_on': unseen,
+        }
+        if unseen:
+            self.report(
+                f'the final committee was trained on {trained_on.n_structures} frames (dataset pk {trained_on.pk}); '
+                f'the {len(unseen)} label(s) of the last generation are in the `dataset` output but not in the '
+                'models (summary `final_models`); `aiida-les campaign extend` trains on them'
+            )
+        return record

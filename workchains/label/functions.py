@@ -1,33 +1,64 @@
-"""collect_labels: merge one-frame labelled datasets into one dataset and a report, as a calcfunction.
+"""Calcfunctions of ``les.label``: unpack a dataset into StructureData, collect the labels into one dataset.
 
-Being a calcfunction, the merge links every one-frame label (and so every DFT calculation) to the merged dataset in
-the provenance graph.
+Being calcfunctions, they put every step in the provenance graph: dataset -> ``unpack_frames`` -> StructureData ->
+labelling job -> one-frame label -> ``collect_labels`` -> labelled dataset.
 """
 
 from __future__ import annotations
 
+import ase
 from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_les.data.dataset import LesDatasetData
+from aiida_les.provenance import origin as o
 
-__all__ = ('collect_labels',)
+__all__ = ('collect_labels', 'frame_key', 'unpack_frames')
+
+
+def frame_key(index: int) -> str:
+    """Link label of frame ``index`` of a dataset to label (``frame_0003``)."""
+    return f'frame_{index:04d}'
 
 
 @calcfunction
-def collect_labels(report: orm.Dict, **frames: LesDatasetData) -> dict:
+def unpack_frames(dataset: LesDatasetData) -> dict[str, orm.StructureData]:
+    """Return one StructureData per frame of ``dataset`` (numbers, positions and cell in Å, pbc), keyed by
+    :func:`frame_key`; labels and ``info`` entries stay in the dataset."""
+    outputs = {}
+    for index, atoms in enumerate(dataset.get_ase()):
+        clean = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        outputs[frame_key(index)] = orm.StructureData(ase=clean)
+    return outputs
+
+
+@calcfunction
+def collect_labels(report: orm.Dict, requested: LesDatasetData | None = None, **frames: LesDatasetData) -> dict:
     """Merge labelled one-frame datasets (keys ``frame_<index>``, sorted) and return them with the report.
 
+    Each labelled frame gets ``info['source_index']`` (the key index), the UUIDs of the job that labelled it and of
+    the StructureData that job got (:data:`~aiida_les.provenance.origin.LABEL_JOB_UUID`, ``STRUCTURE_UUID``), and
+    the origin entries of frame ``<index>`` of ``requested``.
+
     :param report: ``{'n_requested', 'failures': [{'index', 'reason', ...}], ...}`` from the workchain.
-    :param frames: one-frame (or few-frame) labelled datasets; ``atoms.info['source_index']`` records the key index.
+    :param requested: the unlabelled frames the workchain was given, if any (their origin entries are kept).
+    :param frames: one-frame (or few-frame) labelled datasets, outputs of the labelling jobs.
     :return: ``{'report': Dict}`` plus ``{'labelled': LesDatasetData}`` when at least one frame was labelled.
     :raises ValueError: if the frames mix levels of theory (LesDatasetData refuses it).
     """
+    origins = [o.origin_of(atoms.info) for atoms in requested.get_ase()] if requested is not None else []
     merged = []
     for key in sorted(frames):
         index = int(key.rsplit('_', 1)[-1])
+        job = frames[key].creator
         for atoms in frames[key].get_ase():
             atoms.info['source_index'] = index
+            if index < len(origins):
+                atoms.info.update(origins[index])
+            if job is not None:
+                atoms.info[o.LABEL_JOB_UUID] = job.uuid
+                if 'structure' in job.inputs:
+                    atoms.info[o.STRUCTURE_UUID] = job.inputs.structure.uuid
             merged.append(atoms)
     summary = report.get_dict()
     summary['n_labelled'] = len(merged)

@@ -1,9 +1,12 @@
 """LesLabelWorkChain: label a set of structures (CP2K or an ASE calculator) into one labelled dataset.
 
 Structures come as a ``LesDatasetData`` of unlabelled frames (per-frame ``total_charge`` / ``spin_multiplicity`` in
-``atoms.info`` are honoured) or as a namespace of ``StructureData``. Labels run at most ``max_concurrent`` at a time;
-a structure that fails the labeller's checks, or whose calculation fails, is excluded with its reason in the
-``report`` output, never silently. The merge is a calcfunction, so the provenance graph links each label.
+``atoms.info`` are honoured), as a namespace of ``StructureData``, or as both: a dataset plus the StructureData of
+its frames (keys ``frame_0000`` ...), made upstream by a calcfunction (the campaign's ``extract_frames``). Given a
+dataset alone, the frames are unpacked by the calcfunction ``unpack_frames``, so every labelled StructureData has an
+incoming link either way. Labels run at most ``max_concurrent`` at a time; a structure that fails the labeller's
+checks, or whose calculation fails, is excluded with its reason in the ``report`` output, never silently. The merge
+is a calcfunction (``collect_labels``) that keeps each frame's origin and records the job that labelled it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from aiida.plugins import CalculationFactory, DataFactory, WorkflowFactory
 
 from aiida_les.calculations.ase_label import check_ase_inputs
 from aiida_les.labelling.validation import check_structure
-from workchains.label.functions import collect_labels
+from workchains.label.functions import collect_labels, frame_key, unpack_frames
 from workchains.protocols.utils import ProtocolMixin
 
 __all__ = ('LesLabelWorkChain', 'precheck_structure')
@@ -27,18 +30,40 @@ LABELLERS = ('cp2k', 'ase')
 
 
 def validate_inputs(inputs: dict, ctx) -> str | None:
-    """Exactly one source of structures; the namespace of the chosen labeller present."""
+    """A source of structures (a dataset, StructureData, or a dataset with its frames); the labeller's namespace."""
     has_dataset = 'dataset' in inputs
     has_structures = bool(inputs.get('structures'))
     # Exposed in a campaign with the structure ports excluded, the caller sets them at run time.
     sources_exposed = ctx is None or ('dataset' in ctx and 'structures' in ctx)
-    if sources_exposed and has_dataset == has_structures:
-        return 'Give either `dataset` (unlabelled frames) or `structures` (StructureData namespace), not both/neither.'
+    if sources_exposed and not (has_dataset or has_structures):
+        return 'Give either `dataset` (unlabelled frames) or `structures` (StructureData namespace); got neither.'
+    if has_dataset and has_structures:
+        error = _check_frames_match(inputs['dataset'], inputs['structures'])
+        if error:
+            return (
+                'Give either `dataset` (unlabelled frames) or `structures` (StructureData namespace), or both with '
+                f"`structures` holding the dataset's frames as frame_0000, frame_0001, ...: {error}"
+            )
     labeller = inputs['labeller'].value if 'labeller' in inputs else 'cp2k'
     if labeller not in LABELLERS:
         return f'Unknown labeller `{labeller}`; expected one of {list(LABELLERS)}.'
     if not inputs.get(labeller):
         return f'Labeller `{labeller}` chosen but its `{labeller}` input namespace is empty.'
+    return None
+
+
+def _check_frames_match(dataset, structures) -> str | None:
+    """Return why ``structures`` are not the frames of ``dataset`` under ``frame_<index>`` keys (None if they are)."""
+    frames = dataset.get_ase()
+    expected = [frame_key(index) for index in range(len(frames))]
+    if sorted(structures) != expected:
+        shown = f'{expected[:3]}{"..." if len(expected) > 3 else ""}'
+        return f'expected the {len(expected)} keys {shown}, got {sorted(structures)}'
+    for key, atoms in zip(expected, frames, strict=True):
+        other = structures[key].get_ase()
+        same = len(other) == len(atoms) and (other.numbers == atoms.numbers).all()
+        if not same or abs(other.positions - atoms.positions).max() > 1.0e-6:
+            return f'`{key}` has other atoms or positions than frame {key.rsplit("_", 1)[-1]} of the dataset'
     return None
 
 
@@ -85,7 +110,12 @@ class LesLabelWorkChain(ProtocolMixin, WorkChain):
         super().define(spec)
         spec.input('dataset', valid_type=LesDatasetData, required=False, help='Unlabelled frames to label.')
         spec.input_namespace(
-            'structures', valid_type=orm.StructureData, dynamic=True, required=False, help='Structures to label.'
+            'structures',
+            valid_type=orm.StructureData,
+            dynamic=True,
+            required=False,
+            help='Structures to label; with `dataset`, the StructureData of its frames under `frame_0000`, ... (their '
+            'charge, multiplicity and origin then come from the dataset).',
         )
         spec.input(
             'labeller',
@@ -174,10 +204,13 @@ class LesLabelWorkChain(ProtocolMixin, WorkChain):
         self.ctx.labeller = self.inputs.labeller.value
         if 'dataset' in self.inputs:
             frames = self.inputs.dataset.get_ase()
+            structures = self.inputs.get('structures') or unpack_frames(
+                self.inputs.dataset, metadata={'call_link_label': 'unpack_frames'}
+            )
             entries = [
                 (
                     i,
-                    orm.StructureData(ase=a),
+                    structures[frame_key(i)],
                     int(a.info.get('total_charge', 0)),
                     int(a.info.get('spin_multiplicity', 1)),
                 )
@@ -251,6 +284,8 @@ class LesLabelWorkChain(ProtocolMixin, WorkChain):
             'labeller': self.ctx.labeller,
             'failures': sorted(self.ctx.failures, key=lambda item: item['index']),
         }
+        if 'dataset' in self.inputs:
+            self.ctx.labelled['requested'] = self.inputs.dataset
         outputs = collect_labels(report=orm.Dict(report), **self.ctx.labelled, metadata={'call_link_label': 'merge'})
         self.out('report', outputs['report'])
         summary = outputs['report'].get_dict()

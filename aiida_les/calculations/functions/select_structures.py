@@ -3,7 +3,9 @@
 A calcfunction around :func:`aiida_les.selection.select_candidates` (trust window on the committee force deviation,
 charge disagreement, deduplication against the dataset, farthest-point sampling under the budget) with the
 descriptors of :func:`aiida_les.selection.structure_descriptor`. The candidates are any number of MD trajectories
-(``les.md``) or prediction datasets (``les.evaluate``), pooled in natural order of their link labels.
+(``les.md``) or prediction datasets (``les.evaluate``), pooled in natural order of their link labels. Each selected
+frame records its origin (:mod:`aiida_les.provenance.origin`): the candidate's UUID, the frame index and MD step, plus
+what the caller adds per candidate in ``origins`` (generation, temperature, seed label).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_les.data.dataset import LesDatasetData
+from aiida_les.provenance import origin as o
 from aiida_les.selection import select_candidates, structure_descriptor
 from aiida_les.utils.conversion import trajectory_to_ase
 
@@ -35,7 +38,11 @@ DEFAULT_PARAMETERS = {
     'n_bins': 24,
     'width': 0.25,
     'fallback': False,
+    'origins': {},
 }
+
+#: Origin entries a caller may add per candidate (``origins``: candidate link label -> {key: value}).
+CALLER_ORIGIN_KEYS = (o.GENERATION, o.TEMPERATURE, o.SEED)
 
 
 def _natural_key(label: str) -> list:
@@ -50,11 +57,21 @@ def _value(atoms: ase.Atoms, key: str) -> float:
     return math.nan
 
 
-def _frames_of(label: str, node) -> list[ase.Atoms]:
+def _frames_of(label: str, node, extra: dict) -> list[ase.Atoms]:
+    """Return the frames of candidate ``node``, each with its origin in ``info`` (a dataset's own origin wins)."""
     if isinstance(node, orm.TrajectoryData):
-        return trajectory_to_ase(node)
+        frames = trajectory_to_ase(node)
+        steps = node.get_stepids()
+        for index, atoms in enumerate(frames):
+            atoms.info.update({o.ORIGIN: 'md', o.ORIGIN_UUID: node.uuid, o.ORIGIN_INDEX: index}, **extra)
+            atoms.info[o.MD_STEP] = int(steps[index])
+        return frames
     if isinstance(node, LesDatasetData):
-        return node.get_ase()
+        frames = node.get_ase()
+        for index, atoms in enumerate(frames):
+            if o.ORIGIN not in atoms.info:
+                atoms.info.update({o.ORIGIN: 'dataset', o.ORIGIN_UUID: node.uuid, o.ORIGIN_INDEX: index}, **extra)
+        return frames
     raise TypeError(f'candidate `{label}` must be a TrajectoryData or LesDatasetData, got {type(node).__name__}.')
 
 
@@ -62,17 +79,34 @@ def _clean_frame(atoms: ase.Atoms, source: str, index: int, uncertainty: float) 
     """Return the frame without predictions: numbers, positions, cell, pbc, charge/spin and where it came from."""
     clean = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     clean.info.update(source=source, source_index=index, selection_force_std=uncertainty)
+    clean.info.update(o.origin_of(atoms.info))
+    # Trajectory arrays come back as floats; the labellers take integers.
     for key in ('total_charge', 'spin_multiplicity'):
         if key in atoms.info:
-            clean.info[key] = atoms.info[key]
+            clean.info[key] = int(round(float(atoms.info[key])))
     return clean
+
+
+def _check_origins(origins, candidates) -> None:
+    if not isinstance(origins, dict):
+        raise TypeError(f'select_structures: `origins` must be a dict (candidate -> entries), got {origins!r}.')
+    for label, extra in origins.items():
+        if label not in candidates:
+            raise ValueError(f'select_structures: `origins` names `{label}`, which is not a candidate.')
+        unknown = sorted(set(extra) - set(CALLER_ORIGIN_KEYS))
+        if unknown:
+            raise ValueError(
+                f'select_structures: unknown origin keys {unknown} for `{label}`; allowed are '
+                f'{list(CALLER_ORIGIN_KEYS)}.'
+            )
 
 
 @calcfunction
 def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = None, **candidates):
     """Select frames of ``candidates`` to label.
 
-    :param parameters: overrides of :data:`DEFAULT_PARAMETERS`; ``budget`` may be 0 (nothing is selected).
+    :param parameters: overrides of :data:`DEFAULT_PARAMETERS`; ``budget`` may be 0 (nothing is selected);
+        ``origins`` maps a candidate's link label to origin entries (:data:`CALLER_ORIGIN_KEYS`) for its frames.
     :param reference: the labelled dataset; candidates too close to it are duplicates.
     :param candidates: TrajectoryData or LesDatasetData nodes carrying the per-frame committee uncertainty
         ``uncertainty_key`` [eV/Å] (and ``charge_key`` [e] when ``charge_threshold`` is set).
@@ -86,10 +120,11 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
     if not candidates:
         raise ValueError('select_structures needs at least one candidate trajectory or dataset, got none.')
     p = {**DEFAULT_PARAMETERS, **parameters.get_dict()}
+    _check_origins(p['origins'], candidates)
 
     pool, sources = [], []
     for label in sorted(candidates, key=_natural_key):
-        for index, atoms in enumerate(_frames_of(label, candidates[label])):
+        for index, atoms in enumerate(_frames_of(label, candidates[label], p['origins'].get(label, {}))):
             pool.append(atoms)
             sources.append((label, index))
     force_std = np.array([_value(atoms, p['uncertainty_key']) for atoms in pool])

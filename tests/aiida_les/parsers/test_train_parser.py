@@ -18,6 +18,8 @@ def test_default(parse_fixture, data_regression, rounded):
     assert model.base.attributes.get('species') == ['Na', 'Cl']  # atomic numbers 11, 17 in the file
     assert model.model_config['cutoff'] == 4.0
     assert len(model.sha256) == 64
+    # Trained outside a campaign and (in this recorded folder) without a dataset node: recorded as unknown.
+    assert (model.training_dataset_uuid, model.level_of_theory, model.campaign_uuid) == (None, None, None)
     assert results['learning_curve'].get_content(mode='rb')[:8] == b'\x89PNG\r\n\x1a\n'
     metrics = results['metrics'].get_dict()
     data_regression.check(

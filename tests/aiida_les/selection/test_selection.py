@@ -92,6 +92,16 @@ def test_stopping_rule_reasons():
     assert evaluate_stopping_rule([0.1, 0.2], [0.5, 0.4], 10, 100, 1, 2).reason == 'max_generations'
 
 
+def test_stopping_rule_counts_generations_without_labels():
+    """Generations whose selected frames could all not be labelled count; `patience` of them in a row stop it."""
+    going_on = evaluate_stopping_rule([0.1, 0.2], [0.5, 0.4], 10, 100, 1, 10, patience=2, unlabelled_generations=1)
+    assert not going_on.stop
+    assert '1 generation(s) in a row with no label added' in going_on.message
+    stopped = evaluate_stopping_rule([0.1, 0.2], [0.5, 0.4], 10, 100, 1, 10, patience=2, unlabelled_generations=2)
+    assert (stopped.stop, stopped.reason) == (True, 'labels_refused')
+    assert stopped.message.endswith('stopped: the selected frames cannot be labelled')
+
+
 def test_perturbed_copies():
     atoms = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
     atoms.info['total_charge'] = 0

@@ -7,10 +7,21 @@ import warnings
 
 import pytest
 from aiida import orm
+from aiida.cmdline.commands.cmd_calcjob import calcjob_inputcat, calcjob_outputcat
+from aiida.cmdline.utils.common import get_workchain_report
+from aiida.common.links import LinkType
 from aiida.common.warnings import AiidaDeprecationWarning
 from aiida.engine import run_get_node
+from click.testing import CliRunner
 
 from aiida_les.campaign import campaign_history, export_campaign
+from aiida_les.provenance.queries import (
+    CP2K_PROCESS_TYPE,
+    dft_jobs_of_model,
+    dft_settings_of_dataset,
+    frame_origin,
+    training_dataset_of_model,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which('cp2k.psmp') is None, reason='CP2K (cp2k.psmp) is not installed')
 
@@ -66,3 +77,125 @@ def test_fast_campaign(demo, codes, tmp_path, run_aiida_les):
     atoms = dataset.get_ase()[0]
     atoms.calc = model.get_calculator(device='cpu')
     assert math.isfinite(atoms.get_potential_energy())  # the node's calculator runs the campaign's model
+
+    check_frame_provenance(node, results)
+    check_report(node)
+
+
+@pytest.mark.slow
+def test_final_committee_trained_on_md_frames(demo, codes):
+    """Two generations: the final committee's training set holds MD frames of generation 0, and each training
+    frame still maps to one les.cp2k job and one trajectory (or the initial frames) through links."""
+    builder = demo.demo_builder(protocol='fast', overrides={'parameters': {'max_generations': 2}})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    assert results['summary']['n_generations'] == 2
+    trained_kinds = check_frame_provenance(node, results)
+    assert 'md' in trained_kinds
+
+
+def check_frame_provenance(node, results) -> list[str]:
+    """Every training frame of the final committee maps to exactly one les.cp2k job and one MD trajectory (or the
+    initial frames) through links; the README's three recipes answer on this campaign.
+
+    :return: the origin (``initial`` or ``md``) of each training frame of the final committee.
+    """
+    summary = results['summary'].get_dict()
+    model = results['models']['member_0']
+    trained_on = training_dataset_of_model(model)
+    assert model.training_dataset_uuid == trained_on.uuid
+    assert model.level_of_theory == results['dataset'].level_of_theory
+    assert model.campaign_uuid == node.uuid
+    assert summary['final_models']['training_dataset_uuid'] == trained_on.uuid
+
+    # Recipe 1: which DFT jobs fed this model. One distinct job per frame, all upstream of the dataset by links.
+    jobs = dft_jobs_of_model(model)
+    assert len(jobs) == trained_on.n_structures == len({job.uuid for job in jobs})
+    assert {job.process_type for job in jobs} == {CP2K_PROCESS_TYPE}
+    upstream = orm.QueryBuilder()
+    upstream.append(orm.Node, filters={'id': trained_on.pk}, tag='dataset')
+    upstream.append(orm.CalcJobNode, with_descendants='dataset', filters={'process_type': CP2K_PROCESS_TYPE})
+    assert {job.pk for job in jobs} <= {job.pk for job in upstream.all(flat=True)}
+
+    # Recipe 2: where did each frame come from. Walk the final dataset: its first frames are the training frames (in
+    # a one-generation campaign only initial ones), then the MD frames of the last generation.
+    seed = node.inputs.structures['water']
+    final_dataset = results['dataset']
+    final_jobs = [origin_job.uuid for origin_job in jobs]
+    assert [a.info['label_job_uuid'] for a in final_dataset.get_ase()][: len(jobs)] == final_jobs
+    kinds = []
+    for index in range(final_dataset.n_structures):
+        origin = frame_origin(final_dataset, index)
+        assert origin['label_job'].process_type == CP2K_PROCESS_TYPE
+        if index < len(jobs):
+            assert origin['label_job'].uuid == jobs[index].uuid
+        labelled_by = orm.QueryBuilder().append(orm.StructureData, filters={'id': origin['structure'].pk}, tag='s')
+        labelled_by.append(
+            orm.CalcJobNode, with_incoming='s', filters={'process_type': CP2K_PROCESS_TYPE, 'attributes.exit_status': 0}
+        )
+        assert labelled_by.all(flat=True) == [origin['label_job']]  # exactly one successful les.cp2k job
+        inputs = origin['extracted_by'].base.links.get_incoming().all()
+        if origin['origin'] == 'md':
+            trajectories = [link.node for link in inputs if isinstance(link.node, orm.TrajectoryData)]
+            assert trajectories == [origin['trajectory']]  # exactly one trajectory upstream of the structure
+            assert origin['origin_uuid'] == origin['trajectory'].uuid
+            assert origin['md_job'].process_type == 'aiida.calculations:les.md'
+            assert origin['origin_md_step'] in origin['trajectory'].get_stepids()
+            assert origin['origin_temperature_K'] == 300.0
+            # The generation recorded on the frame is the one in the call link of the MD that wrote the trajectory.
+            call = origin['md_job'].caller.base.links.get_incoming(link_type=LinkType.CALL_WORK).one()
+            assert call.link_label == f'generation_{origin["origin_generation"]:02d}_md_water_300K'
+            assert origin['seed'].uuid == seed.uuid
+        else:
+            assert origin['origin'] == 'initial'
+            assert origin['extracted_by'].process_label == 'unpack_frames'
+            assert origin['seed'].uuid == seed.uuid
+            assert origin['origin_seed'] == 'water'
+        kinds.append(origin['origin'])
+    n_initial = kinds.count('initial')
+    assert n_initial > 0
+    assert kinds == ['initial'] * n_initial + ['md'] * (len(kinds) - n_initial)
+    assert kinds[len(jobs) :] == ['md'] * (len(kinds) - len(jobs))
+    assert len({frame_origin(final_dataset, i)['label_job'].uuid for i in range(len(kinds))}) == len(kinds)
+
+    # The last generation's labels are in the final dataset but not in the models, and the summary names them.
+    final = results['dataset'].get_ase()
+    unseen = [atoms.info['label_job_uuid'] for atoms in final[trained_on.n_structures :]]
+    assert summary['final_models']['labels_not_trained_on'] == unseen
+    assert len(unseen) == summary['generations'][-1]['n_labelled'] > 0
+    assert all(atoms.info['origin'] == 'md' for atoms in final[trained_on.n_structures :])
+
+    # Recipe 3: the exact DFT settings of a dataset.
+    settings = dft_settings_of_dataset(results['dataset'])
+    assert settings['level_of_theory'] == results['dataset'].level_of_theory
+    assert settings['n_jobs'] == results['dataset'].n_structures
+    assert settings['parameters'] == [node.inputs.label.cp2k.cp2k.parameters.get_dict()]
+    assert settings['total_charges'] == [0]
+    assert '&FORCE_EVAL' in settings['input_file']
+
+    # `verdi calcjob inputcat` and `outputcat` need no file name for a les.cp2k job.
+    result = CliRunner().invoke(calcjob_inputcat, [str(jobs[0].pk)])
+    assert result.exit_code == 0, result.output
+    assert '&FORCE_EVAL' in result.output
+    result = CliRunner().invoke(calcjob_outputcat, [str(jobs[0].pk)])
+    assert result.exit_code == 0, result.output
+    assert 'ENERGY| Total FORCE_EVAL' in result.output
+    return kinds[: len(jobs)]
+
+
+def check_report(node):
+    """`verdi process report` shows each step of the generation, with numbers rounded to meaningful digits."""
+    report = get_workchain_report(node, 'REPORT')
+    for step in (
+        'generation 0: training 2 models',
+        'generation 0: committee trained',
+        'generation 0: 1 MD runs',
+        'generation 0: 1 trajectories',
+        'frames explored',
+        'generation 0: labelling',
+        'labels added',
+        'accurate fraction',
+        'the final committee was trained on',
+    ):
+        assert step in report, step
+    assert not re.findall(r'\d\.\d{6,}', report), re.findall(r'\d\.\d{6,}', report)

@@ -37,3 +37,21 @@ def test_merge_order_labels_and_provenance():
 def test_mixed_levels_of_theory_refused():
     with pytest.raises(ValueError, match='must not mix levels of theory'):
         merge_datasets(a=_dataset(1, 0.0, 'PBE'), b=_dataset(1, 0.0, 'GFN1-xTB'))
+
+
+def test_merge_keeps_frame_origins():
+    """Origin and labelling-job entries of each frame survive a merge unchanged."""
+    first, second = _dataset(1, 0.0), _dataset(1, 1.0)
+    frames = []
+    for node, origin in (
+        (first, {'origin': 'initial', 'origin_copy': 0}),
+        (second, {'origin': 'md', 'origin_md_step': 7}),
+    ):
+        atoms = node.get_ase()[0]
+        atoms.info.update(origin, label_job_uuid=f'job-{origin["origin"]}', source='generation_00_label')
+        frames.append(LesDatasetData.from_ase([atoms]))
+    merged = merge_datasets(dataset_0=frames[0], dataset_1=frames[1]).get_ase()
+    assert [atoms.info['origin'] for atoms in merged] == ['initial', 'md']
+    assert merged[1].info['origin_md_step'] == 7
+    assert [atoms.info['label_job_uuid'] for atoms in merged] == ['job-initial', 'job-md']
+    assert [atoms.info['source'] for atoms in merged] == ['generation_00_label'] * 2

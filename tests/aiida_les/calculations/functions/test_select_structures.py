@@ -96,3 +96,28 @@ def test_invalid_parameters():
         select_structures(parameters=orm.Dict({'budgte': 3}), md=trajectory)
     with pytest.raises(ValueError, match='lower < upper'):
         select_structures(parameters=orm.Dict({'trust_lower': 1.0, 'trust_upper': 0.5}), md=trajectory)
+
+
+def test_selected_frames_carry_origin_and_charge():
+    """Each selected frame names its trajectory, frame index, MD step, the caller's origin entries and its charge."""
+    trajectory = _trajectory([0.2, 0.3], seeds=[0, 1])
+    trajectory.set_array('total_charge', np.array([-1.0, -1.0]))
+    trajectory.set_array('spin_multiplicity', np.array([2.0, 2.0]))
+    trajectory.set_array('steps', np.array([0, 10]))
+    origins = {'md_0': {'origin_generation': 3, 'origin_temperature_K': 450.0, 'origin_seed': 'ion'}}
+    outputs = select_structures(parameters=orm.Dict({'budget': 2, 'origins': origins}), md_0=trajectory)
+    frames = sorted(outputs['selected'].get_ase(), key=lambda atoms: atoms.info['origin_index'])
+    assert [atoms.info['origin_md_step'] for atoms in frames] == [0, 10]
+    for atoms in frames:
+        assert atoms.info['origin'] == 'md'
+        assert atoms.info['origin_uuid'] == trajectory.uuid
+        assert (atoms.info['origin_generation'], atoms.info['origin_temperature_K']) == (3, 450.0)
+        assert atoms.info['origin_seed'] == 'ion'
+        assert (atoms.info['total_charge'], atoms.info['spin_multiplicity']) == (-1, 2)
+
+
+def test_unknown_origin_keys_refused():
+    """Origin entries other than generation, temperature and seed label are refused, naming the key."""
+    origins = {'md_0': {'md_step': 3}}
+    with pytest.raises(ValueError, match=r"unknown origin keys \['md_step'\] for `md_0`"):
+        select_structures(parameters=orm.Dict({'origins': origins}), md_0=_trajectory([0.2], seeds=[0]))

@@ -1,0 +1,123 @@
+"""The labelling steps of ``les.active_learning``: initial frames, selected frames, and merging their labels.
+
+A mixin of :class:`~workchains.active_learning.workchain.LesActiveLearningWorkChain` (its outline calls these
+steps). Every frame is labelled by ``les.label`` from a StructureData that a calcfunction made (``unpack_frames``
+for the initial frames, ``extract_frames`` for the selected MD frames), at the total charge and multiplicity the frame
+carries. A generation whose selected frames all fail to label is a warning, counted by the stopping rule.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.common import AttributeDict
+from aiida.engine import ToContext
+from aiida.plugins import WorkflowFactory
+
+from aiida_les.calculations.functions.merge_datasets import merge_datasets
+from aiida_les.data.dataset import LesDatasetData
+from workchains.active_learning.functions import generate_initial_frames, split_dataset
+
+__all__ = ('CampaignLabellingMixin',)
+
+LesLabelWorkChain = WorkflowFactory('les.label')
+
+
+class CampaignLabellingMixin:
+    """Outline steps of the campaign that label frames and merge the labels into its dataset."""
+
+    def should_label_initial_frames(self):
+        """Label seeds and perturbed copies when no dataset was given."""
+        return 'dataset' not in self.inputs
+
+    def label_initial_frames(self):
+        """Generate perturbed copies of the seeds and label them."""
+        keys = ('n_initial_copies', 'rattle', 'max_strain', 'seed', 'total_charges', 'multiplicities')
+        settings = orm.Dict({key: self.ctx.parameters[key] for key in keys})
+        frames = generate_initial_frames(
+            parameters=settings, **self.inputs.structures, metadata={'call_link_label': 'initial_frames'}
+        )
+        self.report(f'labelling {frames.n_structures} initial frames (seeds + perturbed copies)')
+        return ToContext(initial_labels=self._submit_label(frames, 'initial_labels'))
+
+    def inspect_initial_labels(self):
+        """Split the labelled initial frames into training and held-out sets."""
+        labels = self.ctx.initial_labels
+        if not labels.is_finished_ok:
+            return self.exit_codes.ERROR_SUB_PROCESS_FAILED_LABEL.format(message=f'initial labels, pk {labels.pk}')
+        dataset = labels.outputs.labelled
+        self.ctx.labels_used += dataset.n_structures
+        split = split_dataset(
+            dataset,
+            orm.Dict({'n_validation': self.ctx.parameters.n_validation, 'seed': self.ctx.parameters.seed}),
+            metadata={'call_link_label': 'split_initial'},
+        )
+        self.ctx.dataset, self.ctx.validation_dataset = split['train'], split['validation']
+        self.report(
+            f'initial dataset: {self.ctx.dataset.n_structures} training and '
+            f'{self.ctx.validation_dataset.n_structures} held-out frames'
+        )
+        if self.ctx.validation_dataset.n_structures < self.ctx.parameters.n_validation:
+            # Inputs were checked to fit; only labels that failed can shrink the held-out set.
+            self.report(
+                f'WARNING: only {dataset.n_structures} initial frames were labelled, so '
+                f'{self.ctx.validation_dataset.n_structures} are held out instead of n_validation '
+                f'{self.ctx.parameters.n_validation}'
+            )
+        return None
+
+    def has_candidates(self):
+        """Label only when something was selected."""
+        return self.ctx.candidates is not None
+
+    def label_candidates(self):
+        """Label the selected frames with the campaign's (single) level of theory."""
+        label = f'generation_{self.ctx.generation:02d}_label'
+        charges = sorted({int(atoms.info.get('total_charge', 0)) for atoms in self.ctx.candidates.get_ase()})
+        self.report(
+            f'generation {self.ctx.generation}: labelling {self.ctx.candidates.n_structures} selected frames at total '
+            f'charge {", ".join(map(str, charges))} e'
+        )
+        return ToContext(labels=self._submit_label(self.ctx.candidates, label, self.ctx.candidate_structures))
+
+    def inspect_labels(self):
+        """Merge the new labels into the dataset; failed labels are excluded with their reasons (label report)."""
+        node = self.ctx.labels
+        report = node.outputs.report.get_dict() if 'report' in node.outputs else {}
+        self.ctx.current['n_label_failed'] = report.get('n_failed', 0)
+        self.ctx.current['label_failures'] = report.get('failures', report.get('excluded', []))
+        if not node.is_finished_ok:
+            self._warn_no_labels(node, report)
+            return
+        labelled = node.outputs.labelled
+        self.ctx.unlabelled_generations = 0
+        self.ctx.labels_used += labelled.n_structures
+        self.ctx.dataset = merge_datasets(
+            dataset_0=self.ctx.dataset,
+            dataset_1=labelled,
+            metadata={'call_link_label': f'generation_{self.ctx.generation:02d}_merge'},
+        )
+        self.ctx.current['n_labelled'] = labelled.n_structures
+        self.report(
+            f'generation {self.ctx.generation}: {labelled.n_structures} labels added, dataset now '
+            f'{self.ctx.dataset.n_structures} frames'
+        )
+        return
+
+    def _warn_no_labels(self, node, report: dict) -> None:
+        """A generation whose selected frames were all refused or failed: a warning, counted by the stopping rule."""
+        self.ctx.current['n_labelled'] = 0
+        self.ctx.unlabelled_generations += 1
+        reasons = sorted({str(item.get('reason', '?'))[:120] for item in self.ctx.current['label_failures']})
+        self.logger.warning(
+            f'generation {self.ctx.generation}: none of the {self.ctx.current["n_selected"]} selected frames could be '
+            f'labelled ({node.process_label}<{node.pk}> exit {node.exit_status}); no labels added. Reasons: '
+            f'{"; ".join(reasons) or node.exit_message}'
+        )
+
+    def _submit_label(self, frames: LesDatasetData, call_link_label: str, structures: dict | None = None):
+        inputs = AttributeDict(self.exposed_inputs(LesLabelWorkChain, namespace='label'))
+        inputs.dataset = frames
+        if structures:
+            inputs.structures = structures
+        inputs.metadata = {'call_link_label': call_link_label}
+        return self.submit(LesLabelWorkChain, **inputs)
