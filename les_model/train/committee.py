@@ -287,7 +287,7 @@ def _stopped_notice(
     exc: TrainingStopped, trainer: Trainer, partial: Path, config: TrainConfig, member: int, log: TrainLog
 ) -> None:
     what = 'walltime reached' if exc.reason == 'walltime' else f'{exc.reason} received'
-    where = f'epoch {trainer.epoch}/{config.epochs}, step {trainer.step}'
+    where = f'after {trainer.epoch} of {config.epochs} epochs (step {trainer.step})'
     if trainer.best_state is not None:
         trainer._save()  # the partial model of the latest best, even if the last checkpoint predates it
         best = f'best model so far (epoch {trainer.best_epoch}) in {partial.name}'
@@ -295,7 +295,7 @@ def _stopped_notice(
         best = 'no completed epoch yet, so no model file'
     member_text = f' (member {member} of {config.committee_size})' if config.committee_size > 1 else ''
     log(
-        f'stopped: {what} at {where}{member_text}; {CHECKPOINT_FILE} written; {best}. '
+        f'stopped: {what} {where}{member_text}; {CHECKPOINT_FILE} written; {best}. '
         f'Continue with `les-train <config> --resume` in this directory.'
     )
 
