@@ -30,10 +30,11 @@ __all__ = ['MaceHost']
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence mace-torch's import notice (a print) and the TorchScript / tensor-copy warnings of model building."""
+    """Silence mace-torch's import notice (a print) and the TorchScript / tensor-copy warnings of building a model."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.filterwarnings('ignore', message='The TorchScript type system', category=UserWarning)
         warnings.filterwarnings('ignore', message='To copy construct from a tensor', category=UserWarning)
+        warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=DeprecationWarning)
         yield
 
 

@@ -93,7 +93,9 @@ def test_one_line_per_epoch_on_stdout_and_in_train_log(tmp_path, data, monkeypat
     assert [line for line in log if EPOCH_LINE.match(line)] == epochs
     # the label summary and the E0 fit come before the first epoch (every frame is Na4Cl4: a degenerate fit)
     first = out.index(epochs[0])
-    assert any(line.startswith('training set: 4 frames; labels in the loss: energy 4/4, forces 4/4') for line in out[:first])
+    assert any(
+        line.startswith('training set: 4 frames; labels in the loss: energy 4/4, forces 4/4') for line in out[:first]
+    )
     assert any("do not determine E0 of ['Na', 'Cl'] separately" in line for line in out[:first])
     assert out[-2].startswith('final training errors (RMSE, best model): E ')
     assert out[-3].startswith('final validation errors (RMSE, best model): E ')
@@ -124,8 +126,9 @@ def test_walltime_stop_writes_the_best_model_so_far_and_says_how_to_resume(tmp_p
     capsys.readouterr()
     assert train.main(['train.yaml', '--resume']) == ExitCode.OUT_OF_WALLTIME
     captured = capsys.readouterr()
-    assert 'stopped: walltime reached after 1 of 3 epochs (step 3); checkpoint.pt written; best model so far (epoch 1) in ' in (
-        captured.out
+    assert (
+        'stopped: walltime reached after 1 of 3 epochs (step 3); checkpoint.pt written; best model so far (epoch 1) in '
+        in (captured.out)
     )
     assert 'Continue with `les-train <config> --resume`' in captured.out
     assert 'continue with `les-train train.yaml --resume`' in captured.err
@@ -147,7 +150,9 @@ def test_sigterm_after_the_first_epoch_stops_with_a_model_and_a_resume_hint(tmp_
     finally:
         process.kill()
     assert process.returncode == ExitCode.OUT_OF_WALLTIME, err
-    assert re.search(r'stopped: SIGTERM received after \d+ of 500 epochs \(step \d+\); checkpoint.pt written; best model', out)
+    assert re.search(
+        r'stopped: SIGTERM received after \d+ of 500 epochs \(step \d+\); checkpoint.pt written; best model', out
+    )
     assert 'les-train: ERROR OUT_OF_WALLTIME: SIGTERM received' in err
     assert '--resume' in err
     model = load_model(tmp_path / 'model.partial.pt')
