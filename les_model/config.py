@@ -278,6 +278,11 @@ class TrainConfig(_Section):
     Loss weights multiply mean-squared errors of energy per atom [eV], forces [eV/Å], stress [eV/Å^3],
     dipole [e Å] and Born charges [e]. ``max_walltime`` [s] (0 = none) makes the run checkpoint and exit with
     :attr:`~les_model.cli.exit_codes.ExitCode.OUT_OF_WALLTIME` before a scheduler kills it.
+
+    Stability defaults (see :mod:`les_model.train.schedule` and :mod:`les_model.train.offset`): the learning rate
+    rises linearly over ``warmup_epochs`` (at most a tenth of ``epochs``); ``train_errors: ema`` reports training
+    errors of the EMA weights after each epoch (``running``: accumulated during the epoch, free but noisy);
+    ``refit_reference_energies`` refits E0 to the residuals after each epoch (``least_squares`` E0 only).
     """
 
     train_file: str = ''
@@ -286,13 +291,14 @@ class TrainConfig(_Section):
     keys: DataKeysConfig = dataclasses.field(default_factory=DataKeysConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     reference_energies: Literal['least_squares', 'zero'] = 'least_squares'
+    refit_reference_energies: bool = True
     seed: int = 0
     epochs: int = 100
     batch_size: int = 4
     lr: float = 1e-3
     weight_decay: float = 0.0
     scheduler: Literal['plateau', 'cosine', 'none'] = 'plateau'
-    warmup_epochs: float = 0.0
+    warmup_epochs: float = 5.0
     scheduler_patience: int = 10
     scheduler_factor: float = 0.5
     min_lr: float = 1e-6
@@ -325,8 +331,6 @@ class TrainConfig(_Section):
         _positive(errors, self, 'checkpoint_every', 'grad_clip')
         _positive(errors, self, 'weight_decay', 'min_lr', 'early_stopping_patience', 'max_walltime', allow_zero=True)
         _positive(errors, self, 'warmup_epochs', allow_zero=True)
-        if self.warmup_epochs >= self.epochs:
-            errors.append(f'warmup_epochs must be smaller than epochs ({self.epochs}), got {self.warmup_epochs}')
         _positive(errors, self, 'energy_weight', 'forces_weight', 'stress_weight', allow_zero=True)
         _positive(errors, self, 'dipole_weight', 'bec_weight', allow_zero=True)
         if not 0.0 < self.scheduler_factor < 1.0:

@@ -29,6 +29,7 @@ from les_model.train.ema import ExponentialMovingAverage
 from les_model.train.initialise import initialise_model
 from les_model.train.loss import LossWeights, weighted_loss
 from les_model.train.metrics import ErrorAccumulator
+from les_model.train.offset import refit_reference_energies
 from les_model.train.schedule import LearningRateSchedule
 from les_model.train.stop import StopRequest
 
@@ -148,7 +149,7 @@ class Trainer:
             min_lr=config.min_lr,
             epochs=config.epochs,
             steps_per_epoch=train_set.n_batches(config.batch_size),
-            warmup_epochs=config.warmup_epochs,
+            warmup_epochs=min(config.warmup_epochs, 0.1 * config.epochs),
             patience=config.scheduler_patience,
             factor=config.scheduler_factor,
         )
@@ -264,6 +265,9 @@ class Trainer:
             )
 
     def _end_epoch(self) -> None:
+        if self.config.refit_reference_energies and self.config.reference_energies == 'least_squares':
+            with self.ema.applied(self.model):  # the weights that are evaluated and saved
+                refit_reference_energies(self.model, self.train_set, self.config.batch_size, self.dtype, self.device)
         # 'ema': the training errors of the weights that are validated and saved, measured after the epoch;
         # 'running': errors accumulated over the epoch's steps while the weights moved (free, but noisy)
         if self.config.train_errors == 'ema':

@@ -12,11 +12,12 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from les_model import _keys as K
 from les_model.cli import train
 from les_model.cli.exit_codes import ExitCode
-from les_model.config import DataKeysConfig
+from les_model.config import DataKeysConfig, TrainConfig
 from les_model.data.atoms import atoms_to_sample
 from les_model.data.dataset import StructureDataset
 from les_model.data.reference import fit_reference_energies
 from les_model.data.synthetic import label_point_charges, random_ionic_structures, water_like_box
+from les_model.train.initialise import initialise_model
 
 TINY_MODEL = {
     'n_features': 8,
@@ -157,12 +158,10 @@ def test_reference_energies_fit_what_the_compositions_determine():
     assert fit[8] == pytest.approx(-439.0)
     nacl = ase.Atoms('NaCl', positions=[[0, 0, 0], [2.4, 0, 0]])
     nacl.calc = SinglePointCalculator(nacl, energy=-10.0)
+    config = TrainConfig.from_dict({'train_file': 'x', 'forces_weight': 0.0, 'model': TINY_MODEL})
+    data = StructureDataset.from_atoms([water, nacl])
     with pytest.warns(UserWarning, match=r"do not determine E0 of \['H', 'O', 'Na', 'Cl'\]"):
-        from les_model.config import TrainConfig
-        from les_model.train.initialise import initialise_model
-
-        config = TrainConfig.from_dict({'train_file': 'x', 'forces_weight': 0.0, 'model': TINY_MODEL})
-        model = initialise_model(config, StructureDataset.from_atoms([water, nacl]), 0)
+        model = initialise_model(config, data, 0)
     e0 = model.reference_energies()
     assert 2 * e0[1] + e0[8] == pytest.approx(-470.0)
     assert e0[11] + e0[17] == pytest.approx(-10.0)
