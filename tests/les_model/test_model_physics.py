@@ -11,8 +11,8 @@ import torch
 
 from les_model import _keys as K
 from les_model.config import ModelConfig
-from les_model.nn.mace_options import MPNN_ONLY
 from les_model.data.atoms import atoms_to_batch
+from les_model.nn.mace_options import MPNN_ONLY
 from les_model.nn.model import LesModel
 from les_model.testing.physics import (
     check_rotation_invariance,
