@@ -172,10 +172,15 @@ def train_committee(
         if _finished(saved, config, workdir) and (workdir / METRICS_FILE).is_file():
             metrics = json.loads((workdir / METRICS_FILE).read_text(encoding='utf-8'))
             metrics['already_finished'] = True
+            epoch = saved['trainer']['epoch']
+            further = (
+                'it stopped early; start a new run to train further'
+                if saved['trainer']['stopped_early']
+                else f'raise `epochs` above {epoch} to train further'
+            )
             log(
-                f'nothing to do: this run already finished ({saved["trainer"]["epoch"]} epochs, '
-                f'{config.committee_size} model(s): {", ".join(model_file_names(config))}); '
-                f'raise `epochs` above {saved["trainer"]["epoch"]} to train further'
+                f'nothing to do: this run already finished ({epoch} epochs, '
+                f'{config.committee_size} model(s): {", ".join(model_file_names(config))}); {further}'
             )
             return metrics
     elif resume:
