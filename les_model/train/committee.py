@@ -89,6 +89,14 @@ def load_data(config: TrainConfig) -> tuple[StructureDataset, StructureDataset]:
 
 
 def _report_data(config: TrainConfig, train: StructureDataset, valid: StructureDataset, log: TrainLog) -> None:
+    """Log what the data holds; refuse a validation set with species the model will not know (before training)."""
+    known = set(config.model.species or train.species)
+    unknown = sorted(set(valid.species) - known)
+    if unknown and not config.init_model:
+        raise ValueError(
+            f'the validation set has species {unknown} that the training set lacks (it has {sorted(known)}); '
+            f'add frames with them to train_file or list them in model.species'
+        )
     weights = weights_of(config)
     for line in describe_labels(train.samples, weights, 'training set'):
         log(line)

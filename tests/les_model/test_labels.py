@@ -165,3 +165,12 @@ def test_reference_energies_fit_what_the_compositions_determine():
     e0 = model.reference_energies()
     assert 2 * e0[1] + e0[8] == pytest.approx(-470.0)
     assert e0[11] + e0[17] == pytest.approx(-10.0)
+
+
+def test_a_validation_species_the_training_set_lacks_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    other = label_point_charges(random_ionic_structures(2, 8, species=(19, 17), seed=2), {19: 1.0, 17: -1.0})
+    ase.io.write(tmp_path / 'valid.extxyz', other)
+    assert _run(tmp_path, monkeypatch, _frames(), valid_file='valid.extxyz') == ExitCode.INPUT_FILE_ERROR
+    err = capsys.readouterr().err
+    assert 'the validation set has species [19] that the training set lacks (it has [11, 17])' in err
+    assert not (tmp_path / 'metrics.json').exists()
