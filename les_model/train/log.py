@@ -84,4 +84,8 @@ class TrainLog:
         with open(self.path, 'a', encoding='utf-8') as handle:
             handle.write(line.rstrip('\n') + '\n')
         if self.echo:
-            print(line, file=self.stream or sys.stdout, flush=True)
+            from tqdm import tqdm
+
+            stream = self.stream or sys.stdout
+            tqdm.write(line, file=stream)  # clears and redraws a progress bar on the same terminal
+            stream.flush()
