@@ -140,20 +140,22 @@ def test_walltime_stop_writes_the_best_model_so_far_and_says_how_to_resume(tmp_p
     assert 'stopped: walltime reached' in (tmp_path / 'train.log').read_text()
 
 
-def test_sigterm_after_the_first_epoch_stops_with_a_model_and_a_resume_hint(tmp_path, data):
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+def test_a_signal_after_the_first_epoch_stops_with_a_model_and_a_resume_hint(tmp_path, data, signum):
     _config(tmp_path, data, epochs=500)
     process = _popen(tmp_path)
     try:
         _wait_for_epoch(process, 1)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         out, err = process.communicate(timeout=120)
     finally:
         process.kill()
+    name = signal.Signals(signum).name
     assert process.returncode == ExitCode.OUT_OF_WALLTIME, err
     assert re.search(
-        r'stopped: SIGTERM received after \d+ of 500 epochs \(step \d+\); checkpoint.pt written; best model', out
+        rf'stopped: {name} received after \d+ of 500 epochs \(step \d+\); checkpoint.pt written; best', out
     )
-    assert 'les-train: ERROR OUT_OF_WALLTIME: SIGTERM received' in err
+    assert f'les-train: ERROR OUT_OF_WALLTIME: {name} received' in err
     assert '--resume' in err
     model = load_model(tmp_path / 'model.partial.pt')
     assert model.metadata['best_epoch'] >= 1
