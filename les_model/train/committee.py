@@ -167,12 +167,12 @@ def train_committee(
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    log = TrainLog(workdir, echo=echo)
+    checkpoint_path = workdir / CHECKPOINT_FILE
+    log = TrainLog(workdir, echo=echo, append=resume and checkpoint_path.is_file())
     device = device or torch.device('cpu')
     dtype = dtype or getattr(torch, config.dtype)
     start_time = time.monotonic() if start_time is None else start_time
     deadline = start_time + config.max_walltime if config.max_walltime > 0 else None
-    checkpoint_path = workdir / CHECKPOINT_FILE
     saved = None
     if resume and checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, map_location='cpu', weights_only=False)

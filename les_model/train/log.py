@@ -68,16 +68,19 @@ def format_epoch_line(
 
 
 class TrainLog:
-    """Write lines to ``train.log`` in ``workdir`` (appended, so a resumed run continues it) and to stdout.
+    """Write lines to ``train.log`` in ``workdir`` and to stdout.
 
     :param workdir: output directory of the run.
     :param echo: also print every line on stdout (flushed at once, so a job's stdout shows progress).
+    :param append: continue an existing ``train.log`` (a resumed run); otherwise it is started afresh.
     """
 
-    def __init__(self, workdir: str | Path, echo: bool = True, stream: TextIO | None = None):
+    def __init__(self, workdir: str | Path, echo: bool = True, stream: TextIO | None = None, append: bool = False):
         self.path = Path(workdir) / LOG_FILE
         self.echo = echo
         self.stream = stream
+        if not append:
+            self.path.write_text('', encoding='utf-8')
 
     def __call__(self, line: str) -> None:
         """Write ``line`` (one line; no trailing newline needed)."""

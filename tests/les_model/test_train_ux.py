@@ -137,7 +137,14 @@ def test_walltime_stop_writes_the_best_model_so_far_and_says_how_to_resume(tmp_p
     assert partial.metadata['best_epoch'] == 1
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert metrics['status'] == 'walltime'
-    assert 'stopped: walltime reached' in (tmp_path / 'train.log').read_text()
+    log = (tmp_path / 'train.log').read_text()
+    assert re.search(r'^epoch 1/1 ', log, re.MULTILINE)  # a resumed run continues the log of the first
+    assert 'resuming member 0 at epoch 1, step 2' in log
+    assert 'stopped: walltime reached' in log
+    # a fresh run (no --resume) starts a new log
+    _config(tmp_path, data, epochs=1)
+    assert train.main(['train.yaml']) == ExitCode.SUCCESS
+    assert 'resuming' not in (tmp_path / 'train.log').read_text()
 
 
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
