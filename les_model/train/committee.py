@@ -225,7 +225,7 @@ def train_committee(
             ).double()
             log(f'resuming member {k} at epoch {saved["trainer"]["epoch"]}, step {saved["trainer"]["step"]}')
         else:
-            model = initialise_model(config, train_set, seed, log=log if k == 0 else None)
+            model = initialise_model(config, train_set, seed, log=log if k == 0 else lambda line: None)
         entry: dict[str, Any] = {'member': k, 'seed': seed, 'model_file': names[k], 'status': 'running', 'epochs': []}
         metrics['members'].append(entry)
         partial = workdir / partial_file_name(names[k])

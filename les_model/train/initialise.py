@@ -70,7 +70,7 @@ def initialise_model(
     For the MACE host the average neighbour count is written into ``model.mace.avg_num_neighbors`` (unless set),
     so that a model file rebuilt from its configuration divides by the same number.
 
-    :param log: receives the notices (E0 fit, statistics); they are also issued as warnings where they are one.
+    :param log: receives the notices (E0 fit, statistics); without it, a degenerate E0 fit is a ``UserWarning``.
     :return: the model in float64 on the CPU; the trainer casts it.
     """
     if config.init_model:
@@ -92,8 +92,8 @@ def initialise_model(
         fit = fit_reference_energies(train_set, species)
         e0 = fit.energies
         if log is not None:
-            log(fit.describe())
-        if fit.degenerate:
+            log(('warning: ' if fit.degenerate else '') + fit.describe())
+        elif fit.degenerate:
             warnings.warn(fit.describe(), stacklevel=2)
     else:
         e0 = dict.fromkeys(species, 0.0)
