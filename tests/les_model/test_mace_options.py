@@ -159,3 +159,20 @@ def test_the_example_mace_config_is_valid_and_builds():
     model = LesModel(config.model, [1, 8])
     assert model.host.n_features == 32
     assert str(model.host.mace.interactions[0].hidden_irreps) == '32x0e+32x1o'
+
+
+@needs_mace
+def test_model_files_with_the_formerly_ignored_mpnn_settings_still_load(tmp_path):
+    import torch
+
+    from les_model.io import model_to_dict
+    from les_model.nn.model import LesModel
+
+    model = LesModel(ModelConfig(backbone='mace', cutoff=3.5, n_features=8, mace=SMALL_MACE), [11, 17])
+    payload = model_to_dict(model)
+    payload['model_config'].update(n_radial=4, readout_hidden=8, n_interactions=1)  # as older versions wrote them
+    torch.save(payload, tmp_path / 'old.pt')
+    loaded = load_model(tmp_path / 'old.pt')
+    assert loaded.config == model.config
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
