@@ -192,19 +192,22 @@ Dtype = Literal['float32', 'float64']
 
 @dataclasses.dataclass(frozen=True)
 class DataKeysConfig(_Section):
-    """Names under which extxyz files store the labels (``atoms.info`` / ``atoms.arrays`` / calculator results)."""
+    """Names under which extxyz files store the labels (``atoms.info`` / ``atoms.arrays`` / calculator results).
 
-    energy: str = 'energy'
-    forces: str = 'forces'
-    stress: str = 'stress'
-    dipole: str = 'dipole'
-    bec: str = 'bec'
+    A label set to ``null`` is never read (ignored even where the file has it).
+    """
+
+    energy: str | None = 'energy'
+    forces: str | None = 'forces'
+    stress: str | None = 'stress'
+    dipole: str | None = 'dipole'
+    bec: str | None = 'bec'
     total_charge: str = 'total_charge'
     spin: str = 'spin'
 
     def _check(self):
         values = dataclasses.asdict(self)
-        return [f'{k} must be a non-empty string' for k, v in values.items() if not v]
+        return [f'{k} must be a non-empty string or null' for k, v in values.items() if v == '']
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +216,11 @@ class ModelConfig(_Section):
 
     ``cutoff`` [Å] is the short-range cutoff; ``sigma`` [Å] the Gaussian charge width and ``dl`` [Å] the
     reciprocal-space resolution (k_c = 2 pi / dl) of the latent Ewald sum.
+
+    ``backbone: mace`` takes its options from ``mace`` (mace_run_train spellings such as ``num_channels``,
+    ``max_L``, ``num_radial_basis`` or the ``MACE`` class arguments; see :mod:`les_model.nn.mace_options`); the
+    mpnn settings ``n_interactions``, ``n_radial``, ``radial_basis``, ``cutoff_function``, ``angular`` and
+    ``readout_hidden`` are refused with it unless left at their defaults.
     """
 
     backbone: Literal['mpnn', 'mace'] = 'mpnn'
@@ -246,7 +254,22 @@ class ModelConfig(_Section):
             errors.append(f'species must be atomic numbers 1..118, got {bad}')
         if len(set(self.species)) != len(self.species):
             errors.append(f'species must not repeat, got {list(self.species)}')
+        errors.extend(self._check_backbone())
         return errors
+
+    def _check_backbone(self) -> list[str]:
+        from les_model.nn.mace_options import MPNN_ONLY, mace_arguments
+
+        defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+        if self.backbone != 'mace':
+            return [f'mace options {sorted(self.mace)} apply only with backbone: mace'] if self.mace else []
+        errors = [
+            f'{name} (= {getattr(self, name)!r}) applies to the mpnn backbone only; with mace use {instead}'
+            for name, instead in MPNN_ONLY.items()
+            if getattr(self, name) != defaults[name]
+        ]
+        _, mace_errors = mace_arguments(self.mace, self.n_features, defaults['n_features'])
+        return errors + mace_errors
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,6 +279,11 @@ class TrainConfig(_Section):
     Loss weights multiply mean-squared errors of energy per atom [eV], forces [eV/Å], stress [eV/Å^3],
     dipole [e Å] and Born charges [e]. ``max_walltime`` [s] (0 = none) makes the run checkpoint and exit with
     :attr:`~les_model.cli.exit_codes.ExitCode.OUT_OF_WALLTIME` before a scheduler kills it.
+
+    Stability defaults (see :mod:`les_model.train.schedule` and :mod:`les_model.train.offset`): the learning rate
+    rises linearly over ``warmup_epochs`` (at most a tenth of ``epochs``); ``train_errors: ema`` reports training
+    errors of the EMA weights after each epoch (``running``: accumulated during the epoch, free but noisy);
+    ``refit_reference_energies`` refits E0 to the residuals after each epoch (``least_squares`` E0 only).
     """
 
     train_file: str = ''
@@ -264,17 +292,20 @@ class TrainConfig(_Section):
     keys: DataKeysConfig = dataclasses.field(default_factory=DataKeysConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     reference_energies: Literal['least_squares', 'zero'] = 'least_squares'
+    refit_reference_energies: bool = True
     seed: int = 0
     epochs: int = 100
     batch_size: int = 4
     lr: float = 1e-3
     weight_decay: float = 0.0
     scheduler: Literal['plateau', 'cosine', 'none'] = 'plateau'
+    warmup_epochs: float = 5.0
     scheduler_patience: int = 10
     scheduler_factor: float = 0.5
     min_lr: float = 1e-6
     early_stopping_patience: int = 0
     ema_decay: float = 0.99
+    train_errors: Literal['ema', 'running'] = 'ema'
     energy_weight: float = 1.0
     forces_weight: float = 10.0
     stress_weight: float = 0.0
@@ -300,6 +331,7 @@ class TrainConfig(_Section):
         _positive(errors, self, 'epochs', 'batch_size', 'lr', 'scheduler_patience', 'committee_size')
         _positive(errors, self, 'checkpoint_every', 'grad_clip')
         _positive(errors, self, 'weight_decay', 'min_lr', 'early_stopping_patience', 'max_walltime', allow_zero=True)
+        _positive(errors, self, 'warmup_epochs', allow_zero=True)
         _positive(errors, self, 'energy_weight', 'forces_weight', 'stress_weight', allow_zero=True)
         _positive(errors, self, 'dipole_weight', 'bec_weight', allow_zero=True)
         if not 0.0 < self.scheduler_factor < 1.0:

@@ -77,6 +77,23 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+def _model_config(mapping: Mapping[str, Any]) -> ModelConfig:
+    """The ModelConfig of a model file.
+
+    Files written before the MACE host refused the mpnn-only settings may carry them with ``backbone: mace``; they
+    had no effect on that host, so they are dropped rather than making the file unreadable. Files written before the
+    learned net-charge distribution spread the net charge uniformly: they keep doing so.
+    """
+    from les_model.nn.mace_options import MPNN_ONLY
+
+    mapping = dict(mapping)
+    mapping.setdefault('charge_distribution', 'uniform')
+    if mapping.get('backbone') == 'mace':
+        for key in MPNN_ONLY:
+            mapping.pop(key, None)
+    return ModelConfig.from_dict(mapping)
+
+
 def load_model(
     path: str | Path,
     map_location: str | torch.device = 'cpu',
@@ -90,10 +107,7 @@ def load_model(
     :return: the model in eval mode.
     """
     payload = read_model_file(path)
-    config_dict = dict(payload['model_config'])
-    # Files written before the learned net-charge distribution and the sign convention: uniform, sign as trained.
-    config_dict.setdefault('charge_distribution', 'uniform')
-    config = ModelConfig.from_dict(config_dict)
+    config = _model_config(payload['model_config'])
     e0 = {int(z): float(e) for z, e in payload['reference_energies'].items()}
     model = LesModel(config, payload['species'], e0)
     saved_dtype = getattr(torch, payload.get('dtype', 'float64'))

@@ -1,7 +1,9 @@
 """``les-train config.yaml [--resume] [--device ...] [--dtype ...]``: train an LES model or committee.
 
-Outputs in the current directory (see ``les_model/cli/README.md``): model file(s), ``metrics.json``,
-``checkpoint.pt``, ``learning_curve.png``. The last stdout line is ``LES-TRAIN FINISHED status=<status>``.
+Outputs in the current directory (see ``les_model/cli/README.md``): model file(s), ``metrics.json``, ``train.log``,
+``checkpoint.pt``, ``learning_curve.png``. One line per epoch goes to stdout and ``train.log``; the last stdout line is
+``LES-TRAIN FINISHED status=<status>``. ``max_walltime``, SIGTERM and SIGINT stop the run after the current step
+with exit status 11, a checkpoint and the best model so far (``<stem>.partial.pt``).
 """
 
 from __future__ import annotations
@@ -32,28 +34,46 @@ def _run(argv) -> ExitCode:
             read_model_file(config.init_model)
         except IncompatibleModelError as exc:
             raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
+    from les_model.data.labels import LabelError
     from les_model.train.committee import train_committee
-    from les_model.train.trainer import NonFiniteLossError, WalltimeReached, resolve_device, resolve_dtype
+    from les_model.train.log import format_errors
+    from les_model.train.stop import stop_on_signals
+    from les_model.train.trainer import NonFiniteLossError, TrainingStopped, resolve_device, resolve_dtype
 
     try:
         device = resolve_device(config.device)
     except ValueError as exc:
         raise CliFailure(ExitCode.DEVICE_UNAVAILABLE, str(exc)) from exc
     try:
-        metrics = train_committee(
-            config, '.', resume=args.resume, device=device, dtype=resolve_dtype(config.dtype), start_time=start
-        )
+        with stop_on_signals() as stop:
+            metrics = train_committee(
+                config,
+                '.',
+                resume=args.resume,
+                device=device,
+                dtype=resolve_dtype(config.dtype),
+                start_time=start,
+                stop=stop,
+            )
     except NonFiniteLossError as exc:
         raise CliFailure(ExitCode.NAN_LOSS, f'{exc}; lower the learning rate') from exc
-    except WalltimeReached as exc:
-        raise CliFailure(ExitCode.OUT_OF_WALLTIME, f'{exc}; rerun with --resume') from exc
+    except TrainingStopped as exc:
+        raise CliFailure(ExitCode.OUT_OF_WALLTIME, f'{exc}; continue with `les-train {args.config} --resume`') from exc
     except IncompatibleModelError as exc:
         raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
+    except LabelError as exc:
+        raise CliFailure(ExitCode.INPUT_FILE_ERROR, str(exc)) from exc
     except (OSError, ValueError, KeyError) as exc:
         raise CliFailure(ExitCode.INPUT_FILE_ERROR, f'{type(exc).__name__}: {exc}') from exc
-    final = metrics['final'].get('valid') or metrics['final'].get('train', {})
-    summary = ' '.join(f'{k}={v:.4g}' for k, v in final.items() if k.endswith('_rmse'))
-    print(f'final errors: {summary}')
+    final = metrics['final']
+    if final.get('valid'):
+        print(f'final validation errors (RMSE, best model): {format_errors(final["valid"])}')
+        print(f'final training errors (RMSE, best model): {format_errors(final.get("train", {}))}')
+    else:
+        print(
+            f'final training errors (RMSE, best model): {format_errors(final.get("train", {}))}; '
+            f'no validation set, so these do not measure how well the model generalises'
+        )
     print(f'LES-TRAIN FINISHED status={metrics["status"]}')
     return ExitCode.SUCCESS
 

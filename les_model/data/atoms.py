@@ -3,12 +3,13 @@
 A *sample* is a dict of numpy arrays for one structure; :func:`collate` concatenates samples into a batch
 (keys from :mod:`les_model._keys`). Labels are looked up first in ``atoms.info`` / ``atoms.arrays`` under the
 configured names, then in the attached calculator's results (where :func:`ase.io.read` puts ``energy``,
-``forces``, ``stress`` of extxyz files). Missing labels are zero-filled and flagged by a ``*_mask`` entry.
+``forces``, ``stress`` of extxyz files). Missing labels are zero-filled and flagged by a ``*_mask`` entry; a label
+whose name in ``keys`` is ``None`` is never read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import ase
 import numpy as np
@@ -20,7 +21,9 @@ from les_model.config import DataKeysConfig
 __all__ = ['atoms_to_batch', 'atoms_to_sample', 'collate', 'to_device']
 
 
-def _lookup(atoms: ase.Atoms, name: str, per_atom: bool):
+def _lookup(atoms: ase.Atoms, name: str | None, per_atom: bool):
+    if name is None:
+        return None
     store = atoms.arrays if per_atom else atoms.info
     if name in store:
         return np.asarray(store[name], dtype=float)
@@ -43,12 +46,16 @@ def _stress_3x3(value: np.ndarray, index: int) -> np.ndarray:
     raise ValueError(f'structure {index}: stress must have shape (6,), (9,) or (3, 3), got {value.shape}')
 
 
-def atoms_to_sample(atoms: ase.Atoms, keys: DataKeysConfig | None = None, index: int = 0) -> dict[str, np.ndarray]:
+def atoms_to_sample(
+    atoms: ase.Atoms, keys: DataKeysConfig | None = None, index: int = 0, lenient: Collection[str] = ()
+) -> dict[str, np.ndarray]:
     """Convert one structure and its labels into a dict of numpy arrays.
 
     :param atoms: the structure; labels in ``info``/``arrays``/calculator results under the names in ``keys``.
     :param keys: label names; defaults to :class:`~les_model.config.DataKeysConfig`.
     :param index: position in the data set, used in error messages only.
+    :param lenient: label keys (``'dipole'``, ...) dropped instead of refused when their shape is wrong (labels
+        the loss does not use).
     :return: ``positions (n,3)``, ``atomic_numbers (n,)``, ``cell (3,3)``, ``pbc (3,)``, ``total_charge ()``,
         ``spin ()`` and, for each label present, the label plus ``<label>_mask = True``.
     """
@@ -66,28 +73,48 @@ def atoms_to_sample(atoms: ase.Atoms, keys: DataKeysConfig | None = None, index:
     }
     if np.any(sample[K.PBC]) and abs(np.linalg.det(sample[K.CELL])) < 1e-6:
         raise ValueError(f'structure {index}: periodic but the cell volume is zero')
-    energy = _lookup(atoms, keys.energy, per_atom=False)
-    forces = _lookup(atoms, keys.forces, per_atom=True)
-    stress = _lookup(atoms, keys.stress, per_atom=False)
-    dipole = _lookup(atoms, keys.dipole, per_atom=False)
-    bec = _lookup(atoms, keys.bec, per_atom=True)
-    if energy is not None:
-        sample[K.ENERGY] = np.asarray(float(np.reshape(energy, -1)[0]))
-    if forces is not None:
-        if forces.shape != (n, 3):
-            raise ValueError(f'structure {index}: forces must have shape ({n}, 3), got {forces.shape}')
-        sample[K.FORCES] = forces
-    if stress is not None:
-        sample[K.STRESS] = _stress_3x3(stress, index)
-    if dipole is not None:
-        if dipole.shape != (3,):
-            raise ValueError(f'structure {index}: dipole must have shape (3,), got {dipole.shape}')
-        sample[K.DIPOLE] = dipole
-    if bec is not None:
-        if bec.size != n * 9:
-            raise ValueError(f'structure {index}: Born charges must have {n}x9 entries, got shape {bec.shape}')
-        sample[K.BEC] = bec.reshape(n, 3, 3)
+    parsers = {
+        K.ENERGY: (keys.energy, False, lambda v: _energy(v, index)),
+        K.FORCES: (keys.forces, True, lambda v: _forces(v, n, index)),
+        K.STRESS: (keys.stress, False, lambda v: _stress_3x3(v, index)),
+        K.DIPOLE: (keys.dipole, False, lambda v: _dipole(v, index)),
+        K.BEC: (keys.bec, True, lambda v: _bec(v, n, index)),
+    }
+    for key, (name, per_atom, parse) in parsers.items():
+        value = _lookup(atoms, name, per_atom)
+        if value is None:
+            continue
+        try:
+            sample[key] = parse(value)
+        except ValueError:
+            if key not in lenient:
+                raise
     return sample
+
+
+def _energy(value: np.ndarray, index: int) -> np.ndarray:
+    if value.size != 1:
+        raise ValueError(f'structure {index}: energy must be one number, got shape {value.shape}')
+    return np.asarray(float(value.reshape(-1)[0]))
+
+
+def _forces(value: np.ndarray, n: int, index: int) -> np.ndarray:
+    if value.shape != (n, 3):
+        raise ValueError(f'structure {index}: forces must have shape ({n}, 3), got {value.shape}')
+    return value
+
+
+def _dipole(value: np.ndarray, index: int) -> np.ndarray:
+    # (3,) or a 1x3 row (SPICE extxyz files store the per-frame dipole that way)
+    if value.size != 3:
+        raise ValueError(f'structure {index}: dipole must have shape (3,), got {value.shape} (or a (1, 3) row)')
+    return value.reshape(3)
+
+
+def _bec(value: np.ndarray, n: int, index: int) -> np.ndarray:
+    if value.size != n * 9:
+        raise ValueError(f'structure {index}: Born charges must have {n}x9 entries, got shape {value.shape}')
+    return value.reshape(n, 3, 3)
 
 
 def collate(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 import ase
@@ -13,8 +13,17 @@ import torch
 from les_model import _keys as K
 from les_model.config import DataKeysConfig
 from les_model.data.atoms import atoms_to_sample, collate
+from les_model.data.reference import fit_reference_energies  # noqa: F401  (re-exported)
 
-__all__ = ['StructureDataset', 'fit_reference_energies']
+__all__ = ['StructureDataset', 'fit_reference_energies', 'read_frames']
+
+
+def read_frames(path: str | Path) -> list[ase.Atoms]:
+    """Every frame of an extxyz (or any ase-readable) file; a file without frames is an error."""
+    frames = ase.io.read(str(path), index=':')
+    if not frames:
+        raise ValueError(f'{path}: contains no structures')
+    return frames
 
 
 class StructureDataset:
@@ -27,17 +36,21 @@ class StructureDataset:
         self.samples = list(samples)
 
     @classmethod
-    def from_atoms(cls, atoms_list: Sequence[ase.Atoms], keys: DataKeysConfig | None = None) -> StructureDataset:
-        """Build from ase structures, reading labels under the names in ``keys``."""
-        return cls([atoms_to_sample(a, keys, i) for i, a in enumerate(atoms_list)])
+    def from_atoms(
+        cls, atoms_list: Sequence[ase.Atoms], keys: DataKeysConfig | None = None, lenient: Collection[str] = ()
+    ) -> StructureDataset:
+        """Build from ase structures, reading labels under the names in ``keys``.
+
+        :param lenient: labels dropped (not refused) where their shape is wrong; see :func:`atoms_to_sample`.
+        """
+        return cls([atoms_to_sample(a, keys, i, lenient) for i, a in enumerate(atoms_list)])
 
     @classmethod
-    def from_file(cls, path: str | Path, keys: DataKeysConfig | None = None) -> StructureDataset:
+    def from_file(
+        cls, path: str | Path, keys: DataKeysConfig | None = None, lenient: Collection[str] = ()
+    ) -> StructureDataset:
         """Read every frame of an extxyz (or any ase-readable) file."""
-        frames = ase.io.read(str(path), index=':')
-        if not frames:
-            raise ValueError(f'{path}: contains no structures')
-        return cls.from_atoms(frames, keys)
+        return cls.from_atoms(read_frames(path), keys, lenient)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -107,32 +120,3 @@ class StructureDataset:
     def n_batches(self, batch_size: int) -> int:
         """Number of batches per epoch."""
         return (len(self) + batch_size - 1) // batch_size
-
-
-def fit_reference_energies(dataset: StructureDataset, species: Sequence[int]) -> dict[int, float]:
-    """Per-species reference energies E0 [eV] by least squares: E_total ~ sum_Z n_Z E0_Z.
-
-    Structures without an energy label are ignored. With fixed composition the system is underdetermined and
-    the minimum-norm solution is returned.
-
-    :param dataset: labelled structures.
-    :param species: atomic numbers to fit (columns of the count matrix).
-    :return: mapping atomic number -> E0 [eV]; all zeros if no structure has an energy.
-    """
-    species = [int(z) for z in species]
-    column = {z: c for c, z in enumerate(species)}
-    rows, energies = [], []
-    for i, s in enumerate(dataset.samples):
-        if K.ENERGY not in s:
-            continue
-        counts = np.zeros(len(species))
-        for z in s[K.ATOMIC_NUMBERS]:
-            if int(z) not in column:
-                raise ValueError(f'structure {i}: species {int(z)} not in {species}')
-            counts[column[int(z)]] += 1
-        rows.append(counts)
-        energies.append(float(s[K.ENERGY]))
-    if not rows:
-        return dict.fromkeys(species, 0.0)
-    solution, *_ = np.linalg.lstsq(np.array(rows), np.array(energies), rcond=None)
-    return {z: float(e) for z, e in zip(species, solution, strict=True)}

@@ -5,19 +5,37 @@ physics tests of ``tests/les_model/test_model_physics.py`` run on this host too)
 blocks (embedding, radial basis, spherical harmonics, interaction and product blocks, readouts) on the graph that
 :class:`~les_model.nn.model.LesModel` builds, and returns the invariant (scalar) channels of the last layer as node
 features. MACE's internal API changes between releases; this adapter targets ``mace-torch`` 0.3.x.
+
+The options (``model.mace``) are checked and mapped by :mod:`les_model.nn.mace_options`, before anything runs. The
+import notice and the TorchScript warnings that mace-torch and e3nn print while a model is built are silenced:
+they concern TorchScript compilation, which this adapter does not use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import io
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
 from les_model import _keys as K
+from les_model.nn.mace_options import mace_arguments
 from les_model.nn.short_range import ShortRangeHost
 
 __all__ = ['MaceHost']
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence mace-torch's import notice (a print) and the TorchScript / tensor-copy warnings of building a model."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.filterwarnings('ignore', message='The TorchScript type system', category=UserWarning)
+        warnings.filterwarnings('ignore', message='To copy construct from a tensor', category=UserWarning)
+        warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=DeprecationWarning)
+        yield
 
 
 def _import_mace():
@@ -25,8 +43,9 @@ def _import_mace():
     # torch >= 2.6's weights-only unpickler refuses; `slice` is a harmless builtin.
     torch.serialization.add_safe_globals([slice])
     try:
-        from e3nn import o3
-        from mace import modules
+        with _quiet():
+            from e3nn import o3
+            from mace import modules
     except ImportError as exc:  # pragma: no cover - depends on the optional extra
         raise ImportError(
             "the 'mace' backbone needs mace-torch: install the optional extra with `pip install aiida-les[mace]`"
@@ -39,38 +58,39 @@ class MaceHost(ShortRangeHost):
 
     :param species: atomic numbers, in the order of the one-hot node attributes.
     :param cutoff: cutoff in Å.
-    :param n_features: number of scalar channels (``hidden_irreps = '<n>x0e + <n>x1o'`` unless given).
-    :param kwargs: further keyword arguments of ``mace.modules.MACE`` (``max_ell``, ``correlation``, ...).
+    :param n_features: number of scalar channels unless ``num_channels`` or ``hidden_irreps`` is given
+        (``hidden_irreps`` is then ``<n>x0e + <n>x1o``, i.e. ``max_L`` 1).
+    :param kwargs: the ``model.mace`` options: ``mace_run_train`` spellings (``num_channels``, ``max_L``,
+        ``num_radial_basis``, ``num_cutoff_basis``, ``interaction``) or ``MACE`` arguments (``max_ell``,
+        ``correlation``, ``num_interactions``, ``hidden_irreps``, ``MLP_irreps``, ``avg_num_neighbors``, ...).
+    :raises ValueError: listing every invalid option.
     """
 
     def __init__(self, species: Sequence[int], cutoff: float, n_features: int = 64, **kwargs: Any):
         super().__init__()
+        args, errors = mace_arguments(kwargs, int(n_features), default_n_features=int(n_features))
+        if errors:
+            raise ValueError('; '.join(errors))
         modules, o3 = _import_mace()
         self.cutoff = float(cutoff)
-        self.n_features = int(n_features)
         self.n_species = len(species)
+        gates = {'silu': torch.nn.functional.silu, 'tanh': torch.tanh, 'abs': torch.abs, 'None': None, None: None}
         options: dict[str, Any] = {
+            **args,
             'r_max': float(cutoff),
-            'num_bessel': 8,
-            'num_polynomial_cutoff': 6,
-            'max_ell': 2,
-            'interaction_cls': modules.interaction_classes['RealAgnosticResidualInteractionBlock'],
-            'interaction_cls_first': modules.interaction_classes['RealAgnosticResidualInteractionBlock'],
-            'num_interactions': 2,
             'num_elements': len(species),
-            'hidden_irreps': o3.Irreps(f'{n_features}x0e + {n_features}x1o'),
-            'MLP_irreps': o3.Irreps('16x0e'),
-            'atomic_energies': torch.zeros(len(species)),
-            'avg_num_neighbors': 16.0,
             'atomic_numbers': list(species),
-            'correlation': 3,
-            'gate': torch.nn.functional.silu,
+            'atomic_energies': torch.zeros(len(species)),
+            'avg_num_neighbors': float(args.get('avg_num_neighbors', 16.0)),
+            'hidden_irreps': o3.Irreps(args['hidden_irreps']),
+            'MLP_irreps': o3.Irreps(args['MLP_irreps']),
+            'interaction_cls': modules.interaction_classes[args['interaction_cls']],
+            'interaction_cls_first': modules.interaction_classes[args['interaction_cls_first']],
+            'gate': gates[args['gate']],
         }
-        for key in ('hidden_irreps', 'MLP_irreps'):
-            if key in kwargs:
-                kwargs[key] = o3.Irreps(kwargs[key])
-        options.update(kwargs)
-        self.mace = modules.MACE(**options)
+        self.n_features = int(options['hidden_irreps'].count(o3.Irrep('0e')))
+        with _quiet():
+            self.mace = modules.MACE(**options)
 
     def forward(self, data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """See :class:`~les_model.nn.short_range.ShortRangeHost`."""

@@ -1,8 +1,11 @@
 """Training of one model or a committee of K models (seeds ``seed + k``, optional bootstrap of the data).
 
 Files written in ``workdir``: the model file(s) (``model_file`` for K = 1, ``<stem>_<k>.pt`` for K > 1),
-``metrics.json`` (rewritten after every epoch), ``checkpoint.pt`` (the member being trained and its trainer
-state) and ``learning_curve.png``. :func:`train_committee` resumes from ``checkpoint.pt`` when asked.
+``metrics.json`` (rewritten after every epoch), ``train.log`` (one line per epoch, also on stdout),
+``checkpoint.pt`` (the member being trained and its trainer state), ``<stem>.partial.pt`` (the best model so far of
+the member being trained, rewritten with the checkpoint whenever it improved, removed once the member's final
+file is written: what a stopped or killed run leaves to use) and ``learning_curve.png``. :func:`train_committee`
+resumes from ``checkpoint.pt`` when asked, and does nothing when that run already finished.
 """
 
 from __future__ import annotations
@@ -15,19 +18,30 @@ from typing import Any
 import torch
 
 from les_model.config import TrainConfig
-from les_model.data.dataset import StructureDataset
+from les_model.data.dataset import StructureDataset, read_frames
+from les_model.data.labels import check_label_keys, describe_labels, weights_of
 from les_model.io import save_model
 from les_model.nn.model import LesModel
+from les_model.train.log import TrainLog, format_epoch_line
 from les_model.train.metrics import plot_learning_curve
+from les_model.train.stop import StopRequest
 from les_model.train.trainer import (
     NonFiniteLossError,
     Trainer,
-    WalltimeReached,
+    TrainingStopped,
     checkpoint_writer,
     initialise_model,
 )
 
-__all__ = ['CHECKPOINT_FILE', 'METRICS_FILE', 'LEARNING_CURVE_FILE', 'model_file_names', 'train_committee', 'load_data']
+__all__ = [
+    'CHECKPOINT_FILE',
+    'LEARNING_CURVE_FILE',
+    'METRICS_FILE',
+    'load_data',
+    'model_file_names',
+    'partial_file_name',
+    'train_committee',
+]
 
 CHECKPOINT_FILE = 'checkpoint.pt'
 METRICS_FILE = 'metrics.json'
@@ -54,12 +68,66 @@ def model_file_names(config: TrainConfig) -> list[str]:
     return [f'{stem}_{k}.pt' for k in range(config.committee_size)]
 
 
+def partial_file_name(name: str) -> str:
+    """``model_1.pt`` -> ``model_1.partial.pt``: the best model so far of an unfinished member."""
+    return f'{Path(name).stem}.partial.pt'
+
+
 def load_data(config: TrainConfig) -> tuple[StructureDataset, StructureDataset]:
-    """Read the training data and split off (or read) the validation set."""
-    full = StructureDataset.from_file(config.train_file, config.keys)
+    """Read the training data and split off (or read) the validation set.
+
+    :raises LabelError: if a label the loss uses (or a renamed key) is in no frame of the training file.
+    """
+    weights = weights_of(config)
+    lenient = [label for label, weight in weights.items() if weight <= 0]
+    frames = read_frames(config.train_file)
+    check_label_keys(frames, config.keys, weights, config.train_file)
+    full = StructureDataset.from_atoms(frames, config.keys, lenient)
     if config.valid_file:
-        return full, StructureDataset.from_file(config.valid_file, config.keys)
+        return full, StructureDataset.from_file(config.valid_file, config.keys, lenient)
     return full.split(config.valid_fraction, config.seed)
+
+
+def _report_data(config: TrainConfig, train: StructureDataset, valid: StructureDataset, log: TrainLog) -> None:
+    """Log what the data holds; refuse a validation set with species the model will not know (before training)."""
+    known = set(config.model.species or train.species)
+    unknown = sorted(set(valid.species) - known)
+    if unknown and not config.init_model:
+        raise ValueError(
+            f'the validation set has species {unknown} that the training set lacks (it has {sorted(known)}); '
+            f'add frames with them to train_file or list them in model.species'
+        )
+    weights = weights_of(config)
+    for line in describe_labels(train.samples, weights, 'training set'):
+        log(line)
+    if len(valid):
+        for line in describe_labels(valid.samples, weights, 'validation set'):
+            log(line)
+    elif config.valid_file is None and config.valid_fraction > 0:
+        log(
+            f'warning: valid_fraction {config.valid_fraction:g} of {len(train)} frame(s) leaves no validation frame; '
+            f'the schedule, early stopping and the best model follow the training loss, and the final errors are '
+            f'training errors'
+        )
+
+
+def _finished(saved: dict[str, Any], config: TrainConfig, workdir: Path) -> bool:
+    """Whether the checkpointed run already trained every member to the end of ``config.epochs``."""
+    state = saved['trainer']
+    done = state['stopped_early'] or state['epoch'] >= config.epochs
+    last = saved['member'] == config.committee_size - 1
+    return bool(done and last and all((workdir / name).is_file() for name in model_file_names(config)))
+
+
+def _write_partial(state: dict[str, Any], path: Path, meta: dict[str, Any]) -> None:
+    """Save the best weights of a trainer ``state`` as a model file (atomically)."""
+    payload = dict(state['model'])
+    if state['best_state'] is not None:
+        payload['state_dict'] = state['best_state']
+    payload['metadata'] = {**meta, 'partial': True, 'best_epoch': state['best_epoch'], 'epoch': state['epoch']}
+    tmp = path.with_name(path.name + '.tmp')
+    torch.save(payload, tmp)
+    tmp.replace(path)
 
 
 def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
@@ -78,26 +146,55 @@ def train_committee(
     device: torch.device | None = None,
     dtype: torch.dtype | None = None,
     start_time: float | None = None,
+    stop: StopRequest | None = None,
+    echo: bool = True,
 ) -> dict[str, Any]:
     """Train ``config.committee_size`` models and write their files in ``workdir``.
 
     :param config: the training configuration (paths relative to the current directory).
     :param workdir: output directory.
-    :param resume: continue from ``workdir/checkpoint.pt`` if it exists (otherwise start afresh).
+    :param resume: continue from ``workdir/checkpoint.pt`` if it exists (otherwise start afresh); a run that already
+        finished is left as it is (``metrics['already_finished']`` is then True).
     :param device: torch device (default CPU).
     :param dtype: floating dtype (default from ``config.dtype``).
     :param start_time: ``time.monotonic()`` at program start, for ``max_walltime``.
+    :param stop: raised by a signal handler to stop after the current step (see :mod:`les_model.train.stop`).
+    :param echo: print the log lines on stdout too (they always go to ``train.log``).
     :return: the metrics dictionary also written to ``metrics.json``.
-    :raises NonFiniteLossError, WalltimeReached: propagated from :class:`~les_model.train.trainer.Trainer`
-        (metrics.json is written with ``status`` ``'nan'`` / ``'walltime'`` first).
+    :raises NonFiniteLossError, TrainingStopped: propagated from :class:`~les_model.train.trainer.Trainer`
+        (metrics.json is written with ``status`` ``'nan'`` / ``'walltime'`` / ``'interrupted'`` first; a stopped run
+        leaves its best model so far in :func:`partial_file_name` of the member's file).
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = workdir / CHECKPOINT_FILE
+    log = TrainLog(workdir, echo=echo, append=resume and checkpoint_path.is_file())
     device = device or torch.device('cpu')
     dtype = dtype or getattr(torch, config.dtype)
     start_time = time.monotonic() if start_time is None else start_time
     deadline = start_time + config.max_walltime if config.max_walltime > 0 else None
+    saved = None
+    if resume and checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, map_location='cpu', weights_only=False)
+        _check_resumable(saved['config'], config)
+        if _finished(saved, config, workdir) and (workdir / METRICS_FILE).is_file():
+            metrics = json.loads((workdir / METRICS_FILE).read_text(encoding='utf-8'))
+            metrics['already_finished'] = True
+            epoch = saved['trainer']['epoch']
+            further = (
+                'it stopped early; start a new run to train further'
+                if saved['trainer']['stopped_early']
+                else f'raise `epochs` above {epoch} to train further'
+            )
+            log(
+                f'nothing to do: this run already finished ({epoch} epochs, '
+                f'{config.committee_size} model(s): {", ".join(model_file_names(config))}); {further}'
+            )
+            return metrics
+    elif resume:
+        log(f'no {CHECKPOINT_FILE} in {workdir}: starting afresh')
     train_full, valid_set = load_data(config)
+    _report_data(config, train_full, valid_set, log)
     names = model_file_names(config)
     metrics: dict[str, Any] = {
         'status': 'running',
@@ -109,11 +206,7 @@ def train_committee(
         'members': [],
         'final': {},
     }
-    checkpoint_path = workdir / CHECKPOINT_FILE
-    saved = None
-    if resume and checkpoint_path.is_file():
-        saved = torch.load(checkpoint_path, map_location='cpu', weights_only=False)
-        _check_resumable(saved['config'], config)
+    if saved:
         metrics['members'] = saved['members_done']
 
     def write_metrics() -> None:
@@ -130,16 +223,31 @@ def train_committee(
                 payload['species'],
                 payload['reference_energies'],
             ).double()
+            log(f'resuming member {k} at epoch {saved["trainer"]["epoch"]}, step {saved["trainer"]["step"]}')
         else:
-            model = initialise_model(config, train_set, seed)
+            model = initialise_model(config, train_set, seed, log=log if k == 0 else lambda line: None)
         entry: dict[str, Any] = {'member': k, 'seed': seed, 'model_file': names[k], 'status': 'running', 'epochs': []}
         metrics['members'].append(entry)
+        partial = workdir / partial_file_name(names[k])
+        current: dict[str, Any] = {'trainer': None, 'best_written': None}  # filled below, read by the callbacks
 
-        def on_epoch(history, entry=entry):
+        def on_epoch(history, entry=entry, k=k, current=current):
             entry['epochs'] = history
             write_metrics()
+            run = current['trainer']
+            log(
+                format_epoch_line(history[-1], config.epochs, run.epoch_seconds, k, config.committee_size, run.improved)
+            )
 
         extra = {'member': k, 'config': config.to_dict(), 'members_done': metrics['members'][:-1]}
+
+        def checkpoint(state, write=checkpoint_writer(checkpoint_path, extra), partial=partial, k=k, current=current):
+            write(state)
+            # the best model so far, next to the checkpoint, so a killed run still leaves a usable model
+            if state['best_state'] is not None and state['best_epoch'] != current['best_written']:
+                _write_partial(state, partial, {'seed': config.seed + k, 'member': k})
+                current['best_written'] = state['best_epoch']
+
         trainer = Trainer(
             config,
             model,
@@ -148,11 +256,13 @@ def train_committee(
             device,
             dtype,
             seed,
-            checkpoint=checkpoint_writer(checkpoint_path, extra),
+            checkpoint=checkpoint,
             deadline=deadline,
             on_epoch=on_epoch,
             progress=config.progress,
+            stop=stop,
         )
+        current['trainer'] = trainer
         if saved and k == saved['member']:
             trainer.load_state_dict(saved['trainer'])
             entry['epochs'] = trainer.history
@@ -162,10 +272,12 @@ def train_committee(
             entry['status'] = metrics['status'] = 'nan'
             write_metrics()
             raise
-        except WalltimeReached:
-            entry['status'] = metrics['status'] = 'walltime'
+        except TrainingStopped as exc:
+            entry['status'] = metrics['status'] = 'walltime' if exc.reason == 'walltime' else 'interrupted'
             entry['epochs'] = trainer.history
             write_metrics()
+            _stopped_notice(exc, trainer, partial, config, k, log)
+            plot_learning_curve(metrics['members'], workdir / LEARNING_CURVE_FILE)
             raise
         entry['status'] = status
         entry['best_epoch'] = trainer.best_epoch
@@ -182,12 +294,30 @@ def train_committee(
         }
         entry['charge_sign_convention'] = trainer.charge_convention
         save_model(trainer.model, workdir / names[k], metadata=meta)
+        partial.unlink(missing_ok=True)
         write_metrics()
     metrics['status'] = 'completed'
     metrics['final'] = _average_final(metrics['members'])
     write_metrics()
     plot_learning_curve(metrics['members'], workdir / LEARNING_CURVE_FILE)
     return metrics
+
+
+def _stopped_notice(
+    exc: TrainingStopped, trainer: Trainer, partial: Path, config: TrainConfig, member: int, log: TrainLog
+) -> None:
+    what = 'walltime reached' if exc.reason == 'walltime' else f'{exc.reason} received'
+    where = f'after {trainer.epoch} of {config.epochs} epochs (step {trainer.step})'
+    if trainer.best_state is not None:
+        trainer._save()  # the partial model of the latest best, even if the last checkpoint predates it
+        best = f'best model so far (epoch {trainer.best_epoch}) in {partial.name}'
+    else:
+        best = 'no completed epoch yet, so no model file'
+    member_text = f' (member {member} of {config.committee_size})' if config.committee_size > 1 else ''
+    log(
+        f'stopped: {what} {where}{member_text}; {CHECKPOINT_FILE} written; {best}. '
+        f'Continue with `les-train <config> --resume` in this directory.'
+    )
 
 
 def _average_final(members: list[dict[str, Any]]) -> dict[str, dict[str, float]]:

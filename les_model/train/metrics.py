@@ -131,8 +131,8 @@ def plot_learning_curve(members: Sequence[Mapping], path: str | Path) -> Path:
                     panel.plot(x, y, style, label=f'member {member["member"]} {split}')
         panel.set_xlabel('epoch')
         panel.set_ylabel(f'{name} RMSE ({unit})')
-        panel.set_yscale('log')
-        if panel.lines:
+        if panel.lines:  # a run stopped before its first epoch has nothing to plot
+            panel.set_yscale('log')
             panel.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -12,7 +12,6 @@ import contextlib
 import copy
 import random
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,23 @@ import torch
 
 from les_model import _keys as K
 from les_model.config import TrainConfig
-from les_model.data.dataset import StructureDataset, fit_reference_energies
-from les_model.data.neighborlist import neighbor_list
-from les_model.io import load_model, model_to_dict
+from les_model.data.dataset import StructureDataset
+from les_model.io import model_to_dict
 from les_model.nn.model import LesModel
 from les_model.nn.validation import NonFiniteError
 from les_model.train.ema import ExponentialMovingAverage
+from les_model.train.initialise import initialise_model
 from les_model.train.loss import LossWeights, weighted_loss
 from les_model.train.metrics import ErrorAccumulator
+from les_model.train.offset import refit_reference_energies
+from les_model.train.schedule import LearningRateSchedule
+from les_model.train.stop import StopRequest
 
 __all__ = [
     'charge_convention',
     'NonFiniteLossError',
     'Trainer',
+    'TrainingStopped',
     'WalltimeReached',
     'initialise_model',
     'resolve_device',
@@ -50,8 +53,22 @@ class NonFiniteLossError(RuntimeError):
     """The loss or a gradient became NaN or infinite."""
 
 
-class WalltimeReached(RuntimeError):
+class TrainingStopped(RuntimeError):
+    """Training stopped before its end (walltime or a signal); a checkpoint was written before this was raised.
+
+    :ivar reason: ``'walltime'``, ``'SIGTERM'`` or ``'SIGINT'``.
+    """
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class WalltimeReached(TrainingStopped):
     """The walltime budget ran out; a checkpoint was written before this was raised."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 'walltime')
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,70 +87,6 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in ('float32', 'float64'):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {name!r}")
     return getattr(torch, name)
-
-
-def _data_statistics(model: LesModel, dataset: StructureDataset, max_structures: int = 64) -> tuple[float, float]:
-    """(energy scale [eV], mean number of neighbours) from up to ``max_structures`` training structures."""
-    samples = dataset.samples[:max_structures]
-    forces = [s[K.FORCES] for s in samples if K.FORCES in s]
-    e0 = model.reference_energies()
-    residuals = [
-        (float(s[K.ENERGY]) - sum(e0[int(z)] for z in s[K.ATOMIC_NUMBERS])) / len(s[K.ATOMIC_NUMBERS])
-        for s in samples
-        if K.ENERGY in s
-    ]
-    if forces:
-        scale = float(np.sqrt(np.mean(np.concatenate(forces) ** 2)))
-    elif len(residuals) > 1:
-        scale = float(np.std(residuals))
-    else:
-        scale = 1.0
-    scale = scale if np.isfinite(scale) and scale > 1e-6 else 1.0
-    neighbours = []
-    for s in samples:
-        pos = torch.as_tensor(s[K.POSITIONS])
-        nl = neighbor_list(
-            pos,
-            torch.as_tensor(s[K.CELL])[None],
-            torch.as_tensor(s[K.PBC])[None],
-            torch.zeros(len(pos), dtype=torch.int64),
-            model.cutoff,
-        )
-        neighbours.append(nl.edge_index.shape[1] / len(pos))
-    return scale, max(float(np.mean(neighbours)), 1.0)
-
-
-def initialise_model(config: TrainConfig, train_set: StructureDataset, seed: int) -> LesModel:
-    """A fresh model (seeded) with E0 and scales from ``train_set``, or the warm-start model of ``init_model``.
-
-    The model is returned in float64 on the CPU; the trainer casts it.
-    """
-    if config.init_model:
-        model = load_model(config.init_model, map_location='cpu', dtype=torch.float64)
-        if model.config != config.model:
-            warnings.warn(
-                f'init_model {config.init_model}: its architecture is used; the `model` section is ignored',
-                stacklevel=2,
-            )
-        missing = sorted(set(train_set.species) - set(model.species))
-        if missing:
-            raise ValueError(f'init_model {config.init_model} lacks species {missing} present in the training data')
-        return model.train()
-    species = config.model.species or train_set.species
-    missing = sorted(set(train_set.species) - set(species))
-    if missing:
-        raise ValueError(f'model.species {list(species)} lacks species {missing} present in the training data')
-    if config.reference_energies == 'least_squares':
-        e0 = fit_reference_energies(train_set, species)
-    else:
-        e0 = dict.fromkeys(species, 0.0)
-    torch.manual_seed(seed)
-    model = LesModel(config.model, species, e0).double()
-    scale, neighbours = _data_statistics(model, train_set)
-    model.energy_scale.fill_(scale)
-    if hasattr(model.host, 'inv_neighbors'):
-        model.host.inv_neighbors.fill_(1.0 / neighbours)
-    return model
 
 
 def charge_convention(model: LesModel, train_set: StructureDataset, weights: LossWeights) -> str:
@@ -174,8 +127,11 @@ class Trainer:
     :param seed: seed of the batch order.
     :param checkpoint: write-checkpoint callback, given the trainer state dict; None disables checkpoints.
     :param deadline: ``time.monotonic()`` value by which training must have checkpointed and stopped.
-    :param on_epoch: callback ``(history)`` after every epoch (writes metrics.json).
+    :param on_epoch: callback ``(history)`` after every epoch (writes metrics.json); :attr:`epoch_seconds` holds
+        the wall time of that epoch [s] and :attr:`improved` whether it gave a new best model.
     :param progress: show a tqdm bar on stderr.
+    :param stop: a :class:`~les_model.train.stop.StopRequest`; once raised, the trainer checkpoints after the
+        current step and raises :class:`TrainingStopped`.
     """
 
     def __init__(
@@ -191,6 +147,7 @@ class Trainer:
         deadline: float | None = None,
         on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
         progress: bool = False,
+        stop: StopRequest | None = None,
     ):
         if len(train_set) == 0:
             raise ValueError('the training set is empty')
@@ -199,18 +156,20 @@ class Trainer:
         self.train_set, self.valid_set = train_set, valid_set
         self.device, self.dtype, self.seed = device, dtype, seed
         self.checkpoint_fn, self.deadline, self.on_epoch, self.progress = checkpoint, deadline, on_epoch, progress
+        self.stop = stop
         self.weights = LossWeights.from_config(config)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        if config.scheduler == 'plateau':
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, factor=config.scheduler_factor, patience=config.scheduler_patience, min_lr=config.min_lr
-            )
-        elif config.scheduler == 'cosine':
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                self.optimizer, T_max=config.epochs, eta_min=config.min_lr
-            )
-        else:
-            self.scheduler = None
+        self.scheduler = LearningRateSchedule(
+            self.optimizer,
+            config.scheduler,
+            lr=config.lr,
+            min_lr=config.min_lr,
+            epochs=config.epochs,
+            steps_per_epoch=train_set.n_batches(config.batch_size),
+            warmup_epochs=min(config.warmup_epochs, 0.1 * config.epochs),
+            patience=config.scheduler_patience,
+            factor=config.scheduler_factor,
+        )
         self.ema = ExponentialMovingAverage(self.model, config.ema_decay)
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -224,6 +183,9 @@ class Trainer:
         self.stopped_early = False
         self._step_times: list[float] = []
         self.charge_convention = charge_convention(model, train_set, self.weights)
+        self._epoch_start = time.monotonic()
+        self.epoch_seconds = 0.0
+        self.improved = False
 
     # --- state ---------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -231,7 +193,7 @@ class Trainer:
         return {
             'model': model_to_dict(self.model),
             'optimizer': self.optimizer.state_dict(),
-            'scheduler': self.scheduler.state_dict() if self.scheduler is not None else None,
+            'scheduler': self.scheduler.state_dict(),
             'ema': self.ema.state_dict(),
             'epoch': self.epoch,
             'batch_in_epoch': self.batch_in_epoch,
@@ -251,8 +213,7 @@ class Trainer:
         weights = {k: v.to(device=self.device) for k, v in state['model']['state_dict'].items()}
         self.model.load_state_dict({k: v.to(self.dtype) if v.is_floating_point() else v for k, v in weights.items()})
         self.optimizer.load_state_dict(state['optimizer'])
-        if self.scheduler is not None and state['scheduler'] is not None:
-            self.scheduler.load_state_dict(state['scheduler'])
+        self.scheduler.load_state_dict(state['scheduler'])
         self.ema.load_state_dict(state['ema'])
         for key in ('epoch', 'batch_in_epoch', 'step', 'accumulator', 'history', 'best_loss', 'best_epoch'):
             setattr(self, key, state[key])
@@ -278,6 +239,7 @@ class Trainer:
 
     def _train_step(self, batch) -> tuple[dict[str, torch.Tensor], float]:
         self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.before_step(self.step)
         try:
             pred = self._predict(batch, create_graph=True)
         except NonFiniteError as exc:  # diverged weights give non-finite charges before the loss is formed
@@ -321,15 +283,27 @@ class Trainer:
             result = self.model.orient_charges(subset.batches(self.config.batch_size, None, self.dtype, self.device))
         return {'charge_sign': result['sign'], 'charge_orientation_score': result['score']}
 
+    def _check_stop(self) -> None:
+        if self.stop:
+            self._save()
+            raise TrainingStopped(
+                f'{self.stop.reason} received at epoch {self.epoch}, step {self.step}; checkpoint written',
+                self.stop.reason,
+            )
+
     def _end_epoch(self) -> None:
         orientation = self._orient_charges()
-        train_metrics = ErrorAccumulator(self.accumulator).summary()
+        if self.config.refit_reference_energies and self.config.reference_energies == 'least_squares':
+            with self.ema.applied(self.model):  # the weights that are evaluated and saved
+                refit_reference_energies(self.model, self.train_set, self.config.batch_size, self.dtype, self.device)
+        # 'ema': the training errors of the weights that are validated and saved, measured after the epoch;
+        # 'running': errors accumulated over the epoch's steps while the weights moved (free, but noisy)
+        if self.config.train_errors == 'ema':
+            train_metrics = self.evaluate(self.train_set)
+        else:
+            train_metrics = ErrorAccumulator(self.accumulator).summary()
         valid_metrics = self.evaluate(self.valid_set) if len(self.valid_set) else {}
         monitor = valid_metrics.get('loss', train_metrics.get('loss', float('inf')))
-        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.scheduler.step(monitor)
-        elif self.scheduler is not None:
-            self.scheduler.step()
         entry = {
             'epoch': self.epoch + 1,
             'step': self.step,
@@ -338,8 +312,10 @@ class Trainer:
             'valid': valid_metrics,
             **orientation,
         }
+        self.scheduler.after_epoch(self.epoch + 1, monitor)
         self.history.append(entry)
-        if monitor < self.best_loss * (1.0 - _MIN_RELATIVE_IMPROVEMENT):
+        self.improved = monitor < self.best_loss * (1.0 - _MIN_RELATIVE_IMPROVEMENT)
+        if self.improved:
             self.best_loss, self.best_epoch, self.bad_epochs = monitor, self.epoch + 1, 0
             with self.ema.applied(self.model):
                 self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
@@ -351,6 +327,8 @@ class Trainer:
         self.epoch += 1
         self.batch_in_epoch = 0
         self.accumulator = {}
+        now = time.monotonic()
+        self.epoch_seconds, self._epoch_start = now - self._epoch_start, now
         if self.on_epoch is not None:
             self.on_epoch(self.history)
 
@@ -363,6 +341,7 @@ class Trainer:
         :return: ``'completed'`` or ``'early_stopped'``.
         :raises NonFiniteLossError: on a NaN/inf loss or gradient.
         :raises WalltimeReached: after writing a checkpoint when the deadline approaches.
+        :raises TrainingStopped: after writing a checkpoint when :attr:`stop` was raised (SIGTERM, SIGINT).
         """
         from tqdm import tqdm
 
@@ -375,6 +354,7 @@ class Trainer:
             desc='train',
             leave=False,
         )
+        self._epoch_start = time.monotonic()
         try:
             while self.epoch < config.epochs and not self.stopped_early:
                 batches = self.train_set.batches(
@@ -398,6 +378,7 @@ class Trainer:
                     if self.step % config.checkpoint_every == 0:
                         self._save()
                     self._check_walltime()
+                    self._check_stop()
                 self._end_epoch()
                 self._save()
                 self._check_walltime()

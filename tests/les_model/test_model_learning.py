@@ -125,7 +125,12 @@ def _nve_drift(model, atoms, steps, timestep_fs):
 
 def _trained_model():
     frames = label_point_charges(random_ionic_structures(8, 16, seed=5), CHARGES)
-    trainer, _ = _train(frames, long_range=True, epochs=5, dtype=torch.float64)
+    # The NVE checks are about the model's conservative forces and Verlet's dt^2 error; their bounds were set on the
+    # 5-epoch model of this schedule (no warm-up, fixed E0). Other schedules give other 5-epoch models (drift
+    # 0.05-0.2 meV/atom over 150 fs), so the schedule is pinned here rather than the bounds loosened.
+    trainer, _ = _train(
+        frames, long_range=True, epochs=5, dtype=torch.float64, warmup_epochs=0, refit_reference_energies=False
+    )
     return trainer.model, frames[0]
 
 
