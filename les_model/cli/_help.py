@@ -19,6 +19,7 @@ UNITS: dict[str, dict[str, str]] = {
     'TrainConfig': {
         'valid_fraction': 'fraction of train_file, when valid_file is null',
         'epochs': 'passes over the training set',
+        'warmup_epochs': 'epochs of linear learning-rate warm-up (at most a tenth of epochs); 0 = none',
         'batch_size': 'frames',
         'lr': 'Adam learning rate',
         'weight_decay': 'AdamW weight decay',

@@ -292,7 +292,7 @@ def _flat_keys(cls, prefix=''):
             'md',
             ['  timestep: float, default 0.5  [fs, at most 5', '  max_energy_change: float, default 5.0  [eV/atom'],
         ),
-        (evaluate, 'eval', ['  models: list of str, required', "  keys.forces: str, default 'forces'"]),
+        (evaluate, 'eval', ['  models: list of str, required', "  keys.forces: str or null, default 'forces'"]),
     ],
 )
 def test_help_lists_every_config_key_with_units(program, kind, expected, capsys):
