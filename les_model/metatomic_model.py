@@ -1,3 +1,5 @@
+# metatomic checks forward() against typing.List/Dict/Optional annotations exactly:
+# ruff: noqa: UP006, UP035, UP045
 """Export LES models (one or a committee) as a metatomic model, runnable by ASE, i-PI, TorchSim and LAMMPS.
 
 The exported file is a TorchScript :class:`metatomic.torch.AtomisticModel` around :class:`LesMetatomicModule`:
@@ -12,12 +14,15 @@ The exported file is a TorchScript :class:`metatomic.torch.AtomisticModel` aroun
 
 Lengths are in Å. The model asks for one full, strict neighbour list with the model cutoff; the long-range part
 needs the whole structure, so the interaction range is infinite and ``selected_atoms`` (domain decomposition) is
-refused. Every structure is treated as neutral (the latent charges sum to zero). Requires ``metatomic-torch``
-(the ``export`` extra); nothing else in :mod:`les_model` imports it.
+refused. Structures are neutral (the latent charges sum to zero) unless the model is exported with
+``total_charge_input=True``: it then requests metatomic's standard per-structure ``charge`` input (e; in ASE
+``atoms.info['charge']``), which not every engine provides. Models with a spin embedding are refused. Requires
+``metatomic-torch`` (the ``export`` extra); nothing else in :mod:`les_model` imports it.
 """
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Dict, List, Optional
 
 import torch
 from metatensor.torch import Labels, TensorBlock, TensorMap
@@ -42,35 +47,46 @@ class LesMetatomicModule(torch.nn.Module):
     """metatomic ``ModelInterface`` over the :class:`~les_model.nn.graph_model.LesGraphModel` of each member.
 
     :param models: the committee members (:class:`~les_model.nn.model.LesModel`, same cutoff and species).
+    :param total_charge_input: read each structure's total charge from metatomic's ``charge`` input.
     """
 
-    def __init__(self, models: Sequence[torch.nn.Module]):
+    def __init__(self, models: Sequence[torch.nn.Module], total_charge_input: bool = False):
         super().__init__()
         if len(models) == 0:
             raise ValueError('export needs at least one model, got none')
+        if any(m.config.spin_embedding for m in models):
+            raise NotImplementedError('models with a spin embedding cannot be exported yet (no spin input mapping)')
+        self.total_charge_input = bool(total_charge_input)
         cutoffs = {float(m.cutoff) for m in models}
         if len(cutoffs) != 1:
             raise ValueError(f'committee members must share one cutoff, got {sorted(cutoffs)} Å')
         self.members = torch.nn.ModuleList([LesGraphModel(m) for m in models])
         self.n_members = len(models)
         self.cutoff = cutoffs.pop()
+        self.charges_output = CHARGES_OUTPUT
         self.neighbors = NeighborListOptions(cutoff=self.cutoff, full_list=True, strict=True)
 
     def requested_neighbor_lists(self) -> list[NeighborListOptions]:
         """The one full neighbour list within the model cutoff."""
         return [self.neighbors]
 
+    def requested_inputs(self) -> Dict[str, ModelOutput]:
+        """metatomic's per-structure ``charge`` (e) when exported with ``total_charge_input``, else nothing."""
+        if self.total_charge_input:
+            return {'charge': ModelOutput(unit='e', sample_kind='system')}
+        return {}
+
     def forward(
         self,
-        systems: list[System],
-        outputs: dict[str, ModelOutput],
-        selected_atoms: Labels | None = None,
-    ) -> dict[str, TensorMap]:
+        systems: List[System],
+        outputs: Dict[str, ModelOutput],
+        selected_atoms: Optional[Labels] = None,
+    ) -> Dict[str, TensorMap]:
         """Energies (B, 1), member energies (B, M), their spread (B, 1) and latent charges (N, 1) of ``systems``."""
         if selected_atoms is not None:
             raise ValueError('LES models need whole structures: selected_atoms (domain decomposition) is unsupported')
         for name, output in outputs.items():
-            if name != CHARGES_OUTPUT and output.sample_kind != 'system':
+            if name != self.charges_output and output.sample_kind != 'system':
                 raise ValueError(f'{name}: only per-structure (sample_kind="system") values are available')
         energies: list[torch.Tensor] = []
         charges: list[torch.Tensor] = []
@@ -80,15 +96,22 @@ class LesMetatomicModule(torch.nn.Module):
             pairs = neighbors.samples.values
             edge_index = pairs[:, :2].T.to(torch.int64)
             edge_vectors = neighbors.values.reshape(-1, 3)
+            total_charge = 0.0
+            if self.total_charge_input:
+                total_charge = float(system.get_data('charge').block().values.reshape(-1)[0])
             member_energies: list[torch.Tensor] = []
             member_charges: list[torch.Tensor] = []
             for member in self.members:
-                energy, q = member(system.positions, system.types, system.cell, system.pbc, edge_index, edge_vectors)
+                energy, q = member(
+                    system.positions, system.types, system.cell, system.pbc, edge_index, edge_vectors, total_charge
+                )
                 member_energies.append(energy)
                 member_charges.append(q)
-            # sign-align the members' charges to member 0 (neutral structures: E(q) = E(-q))
+            # sign-align the members' charges to member 0 (neutral structures only: there E(q) = E(-q))
             reference = member_charges[0]
-            aligned = [torch.where((q * reference).sum() < 0.0, -q, q) for q in member_charges]
+            aligned = member_charges
+            if abs(total_charge) < 1e-8:
+                aligned = [torch.where((q * reference).sum() < 0.0, -q, q) for q in member_charges]
             energies.append(torch.cat(member_energies))
             charges.append(torch.stack(aligned).mean(dim=0))
             n_atoms = system.positions.shape[0]
@@ -106,9 +129,9 @@ class LesMetatomicModule(torch.nn.Module):
         if 'energy_uncertainty' in outputs:
             spread = member_energies_all.std(dim=1, unbiased=False, keepdim=True)
             results['energy_uncertainty'] = _single_block(spread, system_samples, 'energy')
-        if CHARGES_OUTPUT in outputs:
+        if self.charges_output in outputs:
             samples = Labels(['system', 'atom'], torch.cat(atom_samples))
-            results[CHARGES_OUTPUT] = _single_block(torch.cat(charges)[:, None], samples, 'charge')
+            results[self.charges_output] = _single_block(torch.cat(charges)[:, None], samples, 'charge')
         return results
 
 
@@ -121,20 +144,24 @@ def _single_block(values: torch.Tensor, samples: Labels, property_name: str) -> 
 
 
 def metatomic_model(
-    models: Sequence[torch.nn.Module], dtype: torch.dtype = torch.float64, name: str = 'LES potential'
+    models: Sequence[torch.nn.Module],
+    dtype: torch.dtype = torch.float64,
+    name: str = 'LES potential',
+    total_charge_input: bool = False,
 ) -> AtomisticModel:
     """Wrap ``models`` (a committee, or one model) in a metatomic :class:`AtomisticModel` (see the module docstring).
 
     :param models: :class:`~les_model.nn.model.LesModel` instances (copied to CPU, ``dtype``, eval mode).
     :param dtype: ``torch.float64`` or ``torch.float32``.
     :param name: model name in the metadata.
+    :param total_charge_input: request the per-structure ``charge`` input (otherwise structures are neutral).
     """
     models = [m.to(device='cpu', dtype=dtype).eval() for m in models]
     species = sorted({int(z) for m in models for z in m.species})
     for m in models:
         if sorted(m.species) != species:
             raise ValueError(f'committee members must share their species, got {list(m.species)} and {species}')
-    module = LesMetatomicModule(models).eval()
+    module = LesMetatomicModule(models, total_charge_input=total_charge_input).eval()
     outputs = {
         'energy': ModelOutput(unit='eV', sample_kind='system', description='LES energy (committee mean)'),
         CHARGES_OUTPUT: ModelOutput(unit='e', sample_kind='atom', description='LES latent charges (committee mean)'),
@@ -163,8 +190,13 @@ def metatomic_model(
     return AtomisticModel(module, metadata, capabilities)
 
 
-def export_metatomic(models: Sequence[torch.nn.Module], path: str | Path, dtype: torch.dtype = torch.float64) -> Path:
+def export_metatomic(
+    models: Sequence[torch.nn.Module],
+    path: str | Path,
+    dtype: torch.dtype = torch.float64,
+    total_charge_input: bool = False,
+) -> Path:
     """Write ``models`` as one metatomic model file (TorchScript) to ``path``; see :func:`metatomic_model`."""
     path = Path(path)
-    metatomic_model(models, dtype=dtype).save(str(path))
+    metatomic_model(models, dtype=dtype, total_charge_input=total_charge_input).save(str(path))
     return path

@@ -7,7 +7,7 @@ evaluates the same energy, ``E = sum_i [E0(Z_i) + s e_i] + E_lr(q)``, for one st
 the parameters (and buffers: ``e0``, ``energy_scale``, ``charge_sign``) of the wrapped model, with the same operations
 in the same order, so its numbers are the native model's up to the summation order of the neighbour pairs.
 
-Not covered (refused by :class:`LesGraphModel`): the QEq charge model and the total-charge/spin embedding.
+Not covered (refused by :class:`LesGraphModel`): the QEq charge model.
 """
 
 import torch
@@ -26,15 +26,13 @@ class LesGraphModel(nn.Module):
 
     :param model: a :class:`~les_model.nn.model.LesModel` whose host is scriptable (the built-in ``mpnn`` host);
         its modules and buffers are shared, not copied.
-    :raises NotImplementedError: for the QEq charge model or a total-charge/spin embedding.
+    :raises NotImplementedError: for the QEq charge model.
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
         if model.config.long_range and model.config.charge_model == 'qeq':
             raise NotImplementedError('the QEq charge model has no TorchScript path yet')
-        if model.state_embedding is not None:
-            raise NotImplementedError('models with a total-charge/spin embedding have no TorchScript path yet')
         self.host = model.host
         self.cutoff = float(model.cutoff)
         self.register_buffer('species_table', model.species_index.table)
@@ -45,6 +43,7 @@ class LesGraphModel(nn.Module):
         long_range: LatentEwald | None = model.long_range
         self.charge_head = charge_head
         self.long_range = long_range
+        self.state_embedding = model.state_embedding
 
     def forward(
         self,
@@ -55,6 +54,7 @@ class LesGraphModel(nn.Module):
         edge_index: torch.Tensor,
         edge_vectors: torch.Tensor,
         total_charge: float = 0.0,
+        spin: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Energy and latent charges of one structure.
 
@@ -64,7 +64,8 @@ class LesGraphModel(nn.Module):
         :param pbc: (3,) bool periodicity flags (0, 2 or 3 periodic directions).
         :param edge_index: (2, E) int64 full neighbour list ``[i, j]`` within the cutoff (centre first).
         :param edge_vectors: (E, 3) pair vectors ``r_j - r_i + shift`` in Å, differentiable in positions and cell.
-        :param total_charge: total charge in e that the latent charges sum to.
+        :param total_charge: total charge in e that the latent charges sum to (and input of the state embedding).
+        :param spin: number of unpaired electrons 2S (input of the spin embedding, when the model has one).
         :return: ``energy (1,)`` in eV and ``charges (N,)`` in e (zeros without long range).
         """
         n_atoms = positions.shape[0]
@@ -78,13 +79,17 @@ class LesGraphModel(nn.Module):
             K.EDGE_LENGTHS: torch.linalg.norm(edge_vectors, dim=-1),
             K.SPECIES_INDEX: species_index,
         }
+        total = torch.full([1], total_charge, dtype=positions.dtype, device=positions.device)
+        state_embedding = self.state_embedding
+        if state_embedding is not None:
+            state = state_embedding(total, torch.full([1], spin, dtype=positions.dtype, device=positions.device))
+            graph[K.NODE_STATE] = state[batch]
         host_energy, features = self.host(graph)
         node_energy = self.energy_scale * host_energy + self.e0[species_index]
         sr_energy = scatter_sum(node_energy, batch, 1)
         charge_head = self.charge_head
         long_range = self.long_range
         if charge_head is not None and long_range is not None:
-            total = torch.full([1], total_charge, dtype=positions.dtype, device=positions.device)
             charges = charge_head(features, batch, total, 1, sign=float(self.charge_sign))
             lr_energy = long_range.structure_energy(positions, charges, cell, pbc).reshape(1)
         else:
