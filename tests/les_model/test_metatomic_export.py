@@ -129,3 +129,14 @@ def test_les_export_main_writes_a_loadable_committee(tmp_path, capsys):
     assert model.requested_neighbor_lists()[0].cutoff == pytest.approx(TINY['cutoff'])
     assert model.requested_neighbor_lists()[0].full_list
     assert export_main([str(tmp_path / 'missing.pt'), '-o', str(out)]) == 4
+
+
+def test_mace_host_parity():
+    pytest.importorskip('mace')
+    config = ModelConfig(
+        backbone='mace', n_features=8, cutoff=3.5, mace={'num_interactions': 1, 'correlation': 2, 'max_ell': 1}
+    )
+    torch.manual_seed(0)
+    model = LesModel(config, species=[1, 8], reference_energies={1: -1.0, 8: -5.0}).double().eval()
+    diffs, _, _ = _compare([model], STRUCTURES['triclinic'](), metatomic_model([model]))
+    assert max(diffs.values()) < TOL, diffs
