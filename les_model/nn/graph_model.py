@@ -18,7 +18,7 @@ from les_model.nn.charges import LatentChargeHead
 from les_model.nn.long_range import LatentEwald
 from les_model.nn.short_range import scatter_sum
 
-__all__ = ['LesGraphModel']
+__all__ = ['LesGraphModel', 'predict_with_graph_model']
 
 
 class LesGraphModel(nn.Module):
@@ -96,3 +96,60 @@ class LesGraphModel(nn.Module):
             charges = torch.zeros_like(node_energy)
             lr_energy = torch.zeros_like(sr_energy)
         return sr_energy + lr_energy, charges
+
+
+def predict_with_graph_model(
+    graph_model: torch.nn.Module, batch: dict[str, torch.Tensor], cutoff: float, compute_stress: bool = False
+) -> dict[str, torch.Tensor]:
+    """Energy, forces, (stress,) charges and dipole of a one-structure batch through a (scripted) LesGraphModel.
+
+    The Python side builds the neighbour list (vesin) and takes the derivatives, as
+    :meth:`les_model.nn.model.LesModel.forward` does, so the outputs match the native model's.
+
+    :param graph_model: :class:`LesGraphModel`, usually ``torch.jit.script``-ed.
+    :param batch: collated batch of one structure (:func:`les_model.data.atoms.atoms_to_batch`).
+    :param cutoff: neighbour-list cutoff in Å (the model's).
+    :param compute_stress: also return ``stress (1,3,3)`` [eV/Å^3] (zero unless 3D-periodic).
+    :return: ``energy (1,)`` [eV], ``forces (N,3)`` [eV/Å], ``charges (N,)`` [e], ``dipole (1,3)`` [e Å].
+    """
+    from les_model.data.neighborlist import edge_vectors, neighbor_list
+    from les_model.nn.model import LesModel
+
+    cell, pbc, index = batch[K.CELL], batch[K.PBC], batch[K.BATCH]
+    if cell.shape[0] != 1:
+        raise ValueError(f'predict_with_graph_model takes one structure, got {cell.shape[0]}')
+    nl = neighbor_list(batch[K.POSITIONS].detach(), cell.detach(), pbc, index, cutoff, 1)
+    positions = batch[K.POSITIONS].detach().requires_grad_(True)
+    inputs = [positions]
+    if compute_stress:
+        strain = torch.zeros(1, 3, 3, dtype=positions.dtype, device=positions.device, requires_grad=True)
+        inputs.append(strain)
+        sym = 0.5 * (strain + strain.transpose(1, 2))
+        positions = positions + torch.einsum('na,nab->nb', positions, sym[index])
+        cell = cell + torch.bmm(cell, sym)
+    with torch.enable_grad():
+        vectors = edge_vectors(positions, cell, index, nl)
+        energy, charges = graph_model(
+            positions,
+            batch[K.ATOMIC_NUMBERS],
+            cell[0],
+            pbc[0],
+            nl.edge_index,
+            vectors,
+            float(batch[K.TOTAL_CHARGE][0]),
+            float(batch[K.SPIN][0]),
+        )
+    grads = torch.autograd.grad(energy.sum(), inputs)
+    out = {
+        K.ENERGY: energy.detach(),
+        K.FORCES: -grads[0],
+        K.CHARGES: charges.detach(),
+        K.DIPOLE: LesModel._dipole(positions.detach(), charges.detach(), cell.detach(), pbc, index, 1),
+    }
+    if compute_stress:
+        periodic = pbc.all(dim=1)
+        volume = torch.linalg.det(batch[K.CELL]).abs()
+        volume = torch.where(periodic, volume, torch.ones_like(volume))
+        stress = grads[1] / volume[:, None, None]
+        out[K.STRESS] = torch.where(periodic[:, None, None], stress, torch.zeros_like(stress))
+    return out
