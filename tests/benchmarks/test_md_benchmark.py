@@ -19,4 +19,5 @@ def test_md_benchmark_runs_both_routes_on_the_same_potential(capsys):
     assert rows[24]['dE'] < 1e-9
     assert rows[24]['eager'] > 0
     assert rows[24]['scripted'] > 0
+    assert rows[24]['ts-native'] > 0
     assert 'scripted steps/s' in capsys.readouterr().out
