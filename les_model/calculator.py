@@ -20,6 +20,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from les_model import _keys as K
 from les_model.data.atoms import atoms_to_batch
 from les_model.io import load_model
+from les_model.nn.graph_model import predict_with_graph_model
 from les_model.nn.model import LesModel
 from les_model.train.trainer import resolve_device, resolve_dtype
 from les_model.uncertainty import FRAME_KEYS, committee_statistics
@@ -36,6 +37,8 @@ class LesCalculator(Calculator):
     :param compute_bec: always compute Born effective charges (otherwise only when ``'bec'`` is requested).
     :param total_charge: total charge in e overriding ``atoms.info['total_charge']``.
     :param spin: spin overriding ``atoms.info['spin']``.
+    :param scripted: evaluate each member through its TorchScript-compiled
+        :class:`~les_model.nn.graph_model.LesGraphModel` (same numbers; Born charges unavailable).
     """
 
     implemented_properties = ['energy', 'free_energy', 'forces', 'stress', 'charges', 'dipole', 'bec']
@@ -48,6 +51,7 @@ class LesCalculator(Calculator):
         compute_bec: bool = False,
         total_charge: float | None = None,
         spin: float | None = None,
+        scripted: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -66,6 +70,11 @@ class LesCalculator(Calculator):
         self.compute_bec = compute_bec
         self.total_charge = total_charge
         self.spin = spin
+        self.scripted = None
+        if scripted:
+            from les_model.nn.graph_model import LesGraphModel
+
+            self.scripted = [torch.jit.script(LesGraphModel(model)) for model in self.models]
 
     @property
     def committee_size(self) -> int:
@@ -83,9 +92,14 @@ class LesCalculator(Calculator):
             batch[K.SPIN] = torch.full_like(batch[K.SPIN], float(self.spin))
         periodic = bool(atoms.pbc.all())
         bec = self.compute_bec or 'bec' in properties
+        if bec and self.scripted is not None:
+            raise ValueError('Born effective charges are not available with scripted=True')
         predictions = []
-        for model in self.models:
-            pred = model(batch, compute_forces=True, compute_stress=periodic, compute_bec=bec)
+        for member, model in enumerate(self.models):
+            if self.scripted is not None:
+                pred = predict_with_graph_model(self.scripted[member], batch, model.cutoff, compute_stress=periodic)
+            else:
+                pred = model(batch, compute_forces=True, compute_stress=periodic, compute_bec=bec)
             predictions.append({k: v.detach() for k, v in pred.items() if k != K.NODE_FEATURES})
         stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS], batch[K.TOTAL_CHARGE])
 

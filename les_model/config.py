@@ -366,6 +366,7 @@ class MDConfig(_Section):
     period of the fastest vibration: an O-H or C-H stretch (~3000-3700 cm^-1, period ~9-11 fs) needs <= 1 fs, and
     5 fs still resolves modes up to ~670 cm^-1 (period ~50 fs), the range of heavy-atom ionic solids and metals.
     Anything longer integrates no real system stably; it is almost always a unit mistake (ps or atomic units).
+    ``scripted`` evaluates the members through their TorchScript-compiled energy path (same numbers).
     """
 
     models: tuple[str, ...] = ()
@@ -390,6 +391,7 @@ class MDConfig(_Section):
     device: Device = 'auto'
     dtype: Dtype = 'float64'
     seed: int = 0
+    scripted: bool = False
 
     def _check(self):
         errors: list[str] = []

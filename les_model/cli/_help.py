@@ -52,6 +52,7 @@ UNITS: dict[str, dict[str, str]] = {
         'max_force_std': 'eV/Å, committee force deviation; 0 = off',
         'min_distance': 'Å, closest pair; 0 = off',
         'max_energy_change': 'eV/atom from the first frame; 0 = off',
+        'scripted': 'evaluate the models through TorchScript (same numbers)',
     },
     'EvalConfig': {'batch_size': 'frames', 'eps_inf': 'dimensionless (Born charges divided by its square root)'},
 }

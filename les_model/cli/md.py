@@ -120,7 +120,11 @@ def _run(argv) -> ExitCode:
         raise CliFailure(ExitCode.INPUT_FILE_ERROR, f'cannot read structure {config.structure}: {exc}') from exc
     try:
         calc = LesCalculator(
-            list(config.models), device=config.device, dtype=config.dtype, total_charge=config.total_charge
+            list(config.models),
+            device=config.device,
+            dtype=config.dtype,
+            total_charge=config.total_charge,
+            scripted=config.scripted,
         )
     except IncompatibleModelError as exc:
         raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc

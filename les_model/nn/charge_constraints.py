@@ -1,10 +1,8 @@
 """Total-charge constraint for per-atom charges: a shift per structure, uniform or distributed by weights."""
 
-from __future__ import annotations
-
 import torch
 
-__all__ = ['enforce_total_charge', 'structure_softmax']
+__all__ = ['enforce_total_charge', 'shift_to_total_charge', 'structure_softmax', 'structure_softmax_unchecked']
 
 
 def structure_softmax(logits: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor:
@@ -19,8 +17,13 @@ def structure_softmax(logits: torch.Tensor, batch: torch.Tensor, n_structures: i
         raise ValueError(
             f'logits and batch must both have shape (N,), got {tuple(logits.shape)} and {tuple(batch.shape)}'
         )
+    return structure_softmax_unchecked(logits, batch, n_structures)
+
+
+def structure_softmax_unchecked(logits: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor:
+    """:func:`structure_softmax` without the shape checks (TorchScript-compatible)."""
     # Subtracting the per-structure maximum keeps exp() finite; it cancels in the ratio.
-    peak = logits.new_full((n_structures,), -torch.inf).scatter_reduce(0, batch, logits.detach(), reduce='amax')
+    peak = logits.new_full([n_structures], float('-inf')).scatter_reduce(0, batch, logits.detach(), reduce='amax')
     expo = torch.exp(logits - peak[batch])
     norm = torch.zeros(n_structures, dtype=logits.dtype, device=logits.device).index_add(0, batch, expo)
     return expo / norm[batch]
@@ -63,11 +66,27 @@ def enforce_total_charge(
         raise ValueError(f'total_charge must have shape ({n_structures},), got {tuple(total_charge.shape)}')
     if batch.numel() and int(batch.max()) >= n_structures:
         raise ValueError(f'batch refers to structure {int(batch.max())} but there are {n_structures} structures')
+    if weights is not None and weights.shape != charges.shape:
+        raise ValueError(f'weights must have the shape of charges {tuple(charges.shape)}, got {tuple(weights.shape)}')
+    return shift_to_total_charge(charges, batch, total_charge, n_structures, weights)
+
+
+def shift_to_total_charge(
+    charges: torch.Tensor,
+    batch: torch.Tensor,
+    total_charge: torch.Tensor,
+    n_structures: int,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The shift of :func:`enforce_total_charge` without its checks (TorchScript-compatible).
+
+    :param charges: (N,) charges in e. :param batch: (N,) int64. :param total_charge: (B,) in e, dtype of charges.
+    :param n_structures: B. :param weights: (N,) or None (uniform).
+    :return: (N,) constrained charges in e.
+    """
     current = torch.zeros(n_structures, dtype=charges.dtype, device=charges.device).index_add(0, batch, charges)
     missing = total_charge - current
     if weights is None:
         counts = torch.bincount(batch, minlength=n_structures).to(charges.dtype)
         return charges + (missing / counts.clamp(min=1))[batch]
-    if weights.shape != charges.shape:
-        raise ValueError(f'weights must have the shape of charges {tuple(charges.shape)}, got {tuple(weights.shape)}')
     return charges + weights * missing[batch]

@@ -1,11 +1,9 @@
 """Charge heads: map host node features to latent charges (or to QEq electronegativities and hardnesses)."""
 
-from __future__ import annotations
-
 import torch
 from torch import nn
 
-from les_model.nn.charge_constraints import enforce_total_charge, structure_softmax
+from les_model.nn.charge_constraints import shift_to_total_charge, structure_softmax_unchecked
 
 __all__ = ['LatentChargeHead', 'ElectronegativityHead']
 
@@ -30,18 +28,20 @@ class LatentChargeHead(nn.Module):
         if distribution not in ('uniform', 'learned'):
             raise ValueError(f"distribution must be 'uniform' or 'learned', got {distribution!r}")
         self.net = nn.Sequential(nn.Linear(n_features, hidden), nn.SiLU(), nn.Linear(hidden, 1))
-        self.weight_net: nn.Sequential | None = None
+        weight_net = None
         if distribution == 'learned':
-            self.weight_net = nn.Sequential(nn.Linear(n_features, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+            weight_net = nn.Sequential(nn.Linear(n_features, hidden), nn.SiLU(), nn.Linear(hidden, 1))
             with torch.no_grad():
-                self.weight_net[2].weight.zero_()
-                self.weight_net[2].bias.zero_()
+                weight_net[2].weight.zero_()
+                weight_net[2].bias.zero_()
+        self.weight_net = weight_net
 
     def charge_weights(self, features: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor | None:
         """(N,) weights ``w_i`` of the net charge (each structure's sum to 1); None for the uniform distribution."""
-        if self.weight_net is None:
+        weight_net = self.weight_net
+        if weight_net is None:
             return None
-        return structure_softmax(self.weight_net(features).squeeze(-1), batch, n_structures)
+        return structure_softmax_unchecked(weight_net(features).squeeze(-1), batch, n_structures)
 
     def forward(
         self,
@@ -49,14 +49,15 @@ class LatentChargeHead(nn.Module):
         batch: torch.Tensor,
         total_charge: torch.Tensor,
         n_structures: int,
-        sign: torch.Tensor | float = 1.0,
+        sign: float = 1.0,
     ) -> torch.Tensor:
         """:param features: (N, F). :param batch: (N,) int64. :param total_charge: (B,) in e.
         :param n_structures: B. :param sign: global sign convention, +1 or -1.
         :return: (N,) charges in e summing to ``total_charge`` per structure."""
         raw = sign * self.net(features).squeeze(-1)
         weights = self.charge_weights(features, batch, n_structures)
-        return enforce_total_charge(raw, batch, total_charge, n_structures, weights=weights)
+        total_charge = total_charge.to(dtype=raw.dtype, device=raw.device)
+        return shift_to_total_charge(raw, batch, total_charge, n_structures, weights)
 
 
 class ElectronegativityHead(nn.Module):

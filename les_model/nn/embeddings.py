@@ -1,7 +1,5 @@
 """Radial bases, smooth cutoff functions and species / total-charge / spin embeddings for the short-range host."""
 
-from __future__ import annotations
-
 import math
 from collections.abc import Sequence
 

@@ -5,8 +5,6 @@ the half-space sums. The integer Miller indices are chosen without gradients; th
 ``n @ (2 pi cell^-T)`` and keep their gradient with respect to the cell.
 """
 
-from __future__ import annotations
-
 import math
 
 import torch
@@ -40,9 +38,9 @@ def half_space_kvectors(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
     """
     recip = reciprocal_cell(cell)
     lengths = torch.linalg.norm(cell.detach(), dim=1)
-    n_max = [int(math.floor(k_cut * float(length) / (2.0 * math.pi))) for length in lengths]
+    n_max = [int(math.floor(k_cut * float(length) / (2.0 * math.pi))) for length in lengths.unbind(0)]
     ranges = [torch.arange(-m, m + 1, device=cell.device, dtype=cell.dtype) for m in n_max]
-    n = torch.cartesian_prod(*ranges).reshape(-1, 3)
+    n = torch.cartesian_prod(ranges[0], ranges[1], ranges[2]).reshape(-1, 3)
     positive = (n[:, 0] > 0) | ((n[:, 0] == 0) & (n[:, 1] > 0)) | ((n[:, 0] == 0) & (n[:, 1] == 0) & (n[:, 2] > 0))
     n = n[positive]
     k_norm = torch.linalg.norm(n @ recip.detach(), dim=1)
@@ -64,13 +62,20 @@ def switching_weight(k_norm: torch.Tensor, k_cut: float, width: float) -> torch.
     return 0.5 * (1.0 + torch.cos(math.pi * x))
 
 
-def structure_factor_sum(positions: torch.Tensor, charges: torch.Tensor, kvectors: torch.Tensor, weights: torch.Tensor):
+def structure_factor_sum(
+    positions: torch.Tensor,
+    charges: torch.Tensor,
+    kvectors: torch.Tensor,
+    weights: torch.Tensor,
+    chunk_elements: int = _CHUNK_ELEMENTS,
+) -> torch.Tensor:
     """``sum_k weights_k |S(k)|^2`` with ``S(k) = sum_i q_i exp(i k . r_i)``, evaluated in chunks of k-vectors.
 
     :param positions: (n, 3) positions in Å.
     :param charges: (n,) or (n, C) charges in e (C channels are summed independently).
     :param kvectors: (K, 3) k-vectors in 1/Å.
     :param weights: (K,) weights.
+    :param chunk_elements: largest number of (atom, k-vector) phases held at once (memory bound).
     :return: scalar tensor (sum over channels).
     """
     n = positions.shape[0]
@@ -78,7 +83,7 @@ def structure_factor_sum(positions: torch.Tensor, charges: torch.Tensor, kvector
     if kvectors.shape[0] == 0 or n == 0:
         return total + 0.0 * (weights.sum() + positions.sum() + charges.sum())
     q = charges if charges.dim() == 2 else charges.unsqueeze(1)
-    chunk = max(1, _CHUNK_ELEMENTS // max(n, 1))
+    chunk = max(1, chunk_elements // max(n, 1))
     for start in range(0, kvectors.shape[0], chunk):
         k = kvectors[start : start + chunk]
         phase = positions @ k.T

@@ -25,8 +25,6 @@ The k-space sum is evaluated directly (cost O(N K), K ~ V k_c^3: fine for traini
 on a mesh (:mod:`les_model.nn.les_mesh`, O(N log N), relative deviation from the direct sum ~1e-5 with the defaults).
 """
 
-from __future__ import annotations
-
 import math
 
 import torch
@@ -40,23 +38,32 @@ from les_model.units import COULOMB_CONSTANT
 __all__ = ['LatentEwald', 'gaussian_pair_energy']
 
 
-def gaussian_pair_energy(positions: torch.Tensor, charges: torch.Tensor, sigma: float) -> torch.Tensor:
+@torch.jit.unused
+def _check_point_charge_distances(r: torch.Tensor) -> None:
+    check_min_distance(r, MIN_DISTANCE)
+
+
+def gaussian_pair_energy(
+    positions: torch.Tensor, charges: torch.Tensor, sigma: float, coulomb_constant: float = COULOMB_CONSTANT
+) -> torch.Tensor:
     """Non-periodic smeared Coulomb energy ``sum_{i<j} k_e q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij`` in eV.
 
     :param positions: (n, 3) positions in Å.
     :param charges: (n,) charges in e.
-    :param sigma: Gaussian width in Å (> 0), or 0 for bare point charges.
+    :param sigma: Gaussian width in Å (> 0), or 0 for bare point charges (not in TorchScript).
+    :param coulomb_constant: k_e in eV Å / e^2 (an argument so that TorchScript sees it).
     :return: scalar energy in eV.
     """
     n = positions.shape[0]
     if n < 2:
-        return positions.new_zeros(()) + 0.0 * (positions.sum() + charges.sum())
-    i, j = torch.triu_indices(n, n, offset=1, device=positions.device)
+        return positions.new_zeros([]) + 0.0 * (positions.sum() + charges.sum())
+    pairs = torch.triu_indices(n, n, offset=1, device=positions.device)
+    i, j = pairs[0], pairs[1]
     r = torch.linalg.norm(positions[j] - positions[i], dim=1)
     if sigma == 0:
-        check_min_distance(r, MIN_DISTANCE)
+        _check_point_charge_distances(r)
     kernel = 1.0 / r if sigma == 0 else torch.erf(r / (math.sqrt(2.0) * sigma)) / r
-    return COULOMB_CONSTANT * (charges[i] * charges[j] * kernel).sum()
+    return coulomb_constant * (charges[i] * charges[j] * kernel).sum()
 
 
 class LatentEwald(torch.nn.Module):
@@ -106,6 +113,7 @@ class LatentEwald(torch.nn.Module):
         self.mesh_threshold = int(mesh_threshold)
         self.mesh_factor = float(mesh_factor)
         self.interpolation_nodes = int(interpolation_nodes)
+        self.coulomb_constant = COULOMB_CONSTANT
 
     @property
     def k_cut(self) -> float:
@@ -143,17 +151,42 @@ class LatentEwald(torch.nn.Module):
                 remove_self_interaction=self.remove_self_interaction,
                 mesh_factor=self.mesh_factor,
                 interpolation_nodes=self.interpolation_nodes,
+                coulomb_constant=self.coulomb_constant,
             )
         kvectors = half_space_kvectors(cell, k_cut)
         k_sq = (kvectors * kvectors).sum(dim=1)
         weights = switching_weight(torch.sqrt(k_sq), k_cut, width) * torch.exp(-0.5 * self.sigma**2 * k_sq) / k_sq
         volume = torch.linalg.det(cell).abs()
         # half-space sum counts each (k, -k) pair once: 2 * (2 pi k_e / V) = 4 pi k_e / V
-        energy = 4.0 * math.pi * COULOMB_CONSTANT / volume * structure_factor_sum(positions, charges, kvectors, weights)
+        k_e = self.coulomb_constant
+        energy = 4.0 * math.pi * k_e / volume * structure_factor_sum(positions, charges, kvectors, weights)
         if self.remove_self_interaction:
-            energy = energy - COULOMB_CONSTANT / (math.sqrt(2.0 * math.pi) * self.sigma) * (charges * charges).sum()
+            energy = energy - k_e / (math.sqrt(2.0 * math.pi) * self.sigma) * (charges * charges).sum()
         return energy
 
+    @torch.jit.export
+    def structure_energy(
+        self, positions: torch.Tensor, charges: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor
+    ) -> torch.Tensor:
+        """LES energy of one structure in eV: non-periodic, slab or 3D-periodic by ``pbc`` (TorchScript entry).
+
+        :param positions: (n, 3) positions in Å.
+        :param charges: (n,) charges in e.
+        :param cell: (3, 3) lattice vectors as rows in Å (ignored when nothing is periodic).
+        :param pbc: (3,) bool periodicity flags (0, 2 or 3 periodic directions).
+        :return: scalar energy in eV.
+        """
+        n_periodic = int(pbc.sum())
+        if n_periodic == 0:
+            return gaussian_pair_energy(positions, charges, self.sigma, self.coulomb_constant)
+        if n_periodic == 1:
+            raise ValueError('pbc with one periodic direction (wire) is unsupported; expected 0, 2 or 3')
+        energy = self.periodic_energy(positions, charges, cell)
+        if n_periodic == 2:
+            energy = energy + slab_dipole_correction(positions, charges, cell, pbc, self.coulomb_constant)
+        return energy
+
+    @torch.jit.unused
     def forward(
         self,
         positions: torch.Tensor,
@@ -171,7 +204,7 @@ class LatentEwald(torch.nn.Module):
         :param pbc: (B, 3) bool periodicity flags.
         :param batch: (N,) int64 sorted structure index of each atom.
         :param n_structures: B.
-        :return: (B,) energies in eV.
+        :return: (B,) energies in eV. Python only; TorchScript calls :meth:`structure_energy` per structure.
         """
         validate_inputs(positions, cell, pbc, batch, n_structures, charges=charges)
         counts = torch.bincount(batch, minlength=n_structures).tolist()
@@ -181,16 +214,9 @@ class LatentEwald(torch.nn.Module):
         for s, n in enumerate(counts):
             pos, q = positions[start : start + n], charges[start : start + n]
             start += n
-            n_periodic = int(pbc_cpu[s].sum())
-            if n_periodic == 0:
-                energies.append(gaussian_pair_energy(pos, q, self.sigma))
-                continue
-            if n_periodic == 1:
+            if int(pbc_cpu[s].sum()) == 1:
                 raise ValueError(f'structure {s}: pbc {pbc_cpu[s].tolist()} (wire) is unsupported; expected 0, 2 or 3')
-            energy = self.periodic_energy(pos, q, cell[s])
-            if n_periodic == 2:
-                energy = energy + slab_dipole_correction(pos, q, cell[s], pbc[s])
-            energies.append(energy)
+            energies.append(self.structure_energy(pos, q, cell[s], pbc[s]))
         if not energies:
             return positions.new_zeros(0)
         return torch.stack(energies)

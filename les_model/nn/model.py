@@ -123,7 +123,7 @@ class LesModel(nn.Module):
                 n_structures,
                 total_charge,
             )
-        return self.charge_head(features, batch, total_charge, n_structures, sign=self.charge_sign)
+        return self.charge_head(features, batch, total_charge, n_structures, sign=float(self.charge_sign))
 
     @torch.no_grad()
     def orient_charges(self, batches) -> dict[str, float | bool]:

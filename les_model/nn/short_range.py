@@ -18,8 +18,6 @@ layers between positions and energy that left the initial forces ~1e-3 of the la
 (rattled NaCl) and slowed force learning.
 """
 
-from __future__ import annotations
-
 import abc
 
 import torch
@@ -36,7 +34,8 @@ SILU_GAIN = 1.677
 
 def scatter_sum(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
     """Sum ``values`` (E, ...) into ``n`` rows by ``index`` (E,) -> (n, ...)."""
-    out = values.new_zeros((n, *values.shape[1:]))
+    shape = [n] + list(values.shape[1:])
+    out = values.new_zeros(shape)
     return out.index_add(0, index, values)
 
 
@@ -82,12 +81,19 @@ class _Interaction(nn.Module):
         self.source = _linear(n_features, n_features + n_angular, bias=False)
         self.update = _mlp(n_features + 2 * n_angular, n_features, n_features)
 
-    def forward(self, h, rbf, weight, edge_index, angular_basis):
-        i, j = edge_index
-        n, f = h.shape
+    def forward(
+        self,
+        h: torch.Tensor,
+        rbf: torch.Tensor,
+        weight: torch.Tensor,
+        edge_index: torch.Tensor,
+        angular_basis: torch.Tensor | None,
+    ) -> torch.Tensor:
+        i, j = edge_index[0], edge_index[1]
+        n, f = h.shape[0], h.shape[1]
         messages = self.filter(rbf) * weight[:, None] * self.source(h)[j]
         parts = [scatter_sum(messages[:, :f], i, n)]
-        if self.n_angular:
+        if self.n_angular > 0 and angular_basis is not None:
             moments = scatter_sum(messages[:, f:, None] * angular_basis[:, None, :], i, n)
             parts += [moments[..., :3].square().sum(-1), moments[..., 3:].square().sum(-1)]
         return h + self.update(torch.cat(parts, dim=-1))
@@ -141,6 +147,7 @@ class MessagePassingHost(ShortRangeHost):
         self.rbf = embeddings.radial_basis(radial_basis, cutoff, n_radial)
         self.cut = embeddings.cutoff_function(cutoff_function, cutoff)
         n_angular = min(n_features, 16) if angular else 0
+        self.angular = n_angular > 0
         self.interactions = nn.ModuleList(_Interaction(n_features, n_radial, n_angular) for _ in range(n_interactions))
         self.readout = _mlp(n_features, readout_hidden, 1)
         #: 1 / average number of neighbours, set from training data (normalises the message sums).
@@ -156,7 +163,7 @@ class MessagePassingHost(ShortRangeHost):
             h = h + data[K.NODE_STATE]
         rbf = self.rbf(lengths)
         weight = self.cut(lengths) * self.inv_neighbors.to(vectors.dtype)
-        basis = angular_basis(vectors / lengths[:, None]) if self.interactions[0].n_angular else None
+        basis = angular_basis(vectors / lengths[:, None]) if self.angular else None
         for layer in self.interactions:
             h = layer(h, rbf, weight, edge_index, basis)
         return self.readout(h).squeeze(-1), h

@@ -14,8 +14,6 @@ where :math:`z` is the coordinate along the unit normal of the periodic plane, :
 the slab thickness (a few times is better) for the correction to be accurate.
 """
 
-from __future__ import annotations
-
 import math
 
 import torch
@@ -32,15 +30,19 @@ def slab_normal(cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
     :param pbc: (3,) bool with exactly two True entries.
     :return: (3,) unit vector.
     """
-    periodic = torch.nonzero(pbc).flatten().tolist()
-    if len(periodic) != 2:
-        raise ValueError(f'slab correction needs exactly 2 periodic directions, got pbc={pbc.tolist()}')
+    periodic = torch.nonzero(pbc).flatten()
+    if periodic.shape[0] != 2:
+        raise ValueError('slab correction needs exactly 2 periodic directions')
     normal = torch.linalg.cross(cell[periodic[0]], cell[periodic[1]])
     return normal / torch.linalg.norm(normal)
 
 
 def slab_dipole_correction(
-    positions: torch.Tensor, charges: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor
+    positions: torch.Tensor,
+    charges: torch.Tensor,
+    cell: torch.Tensor,
+    pbc: torch.Tensor,
+    coulomb_constant: float = COULOMB_CONSTANT,
 ) -> torch.Tensor:
     """Dipole (and net-charge) correction energy of one slab structure, in eV.
 
@@ -48,6 +50,7 @@ def slab_dipole_correction(
     :param charges: (n,) charges in e.
     :param cell: (3, 3) lattice vectors as rows in Å.
     :param pbc: (3,) bool, exactly two periodic directions.
+    :param coulomb_constant: k_e in eV Å / e^2 (an argument so that TorchScript sees it).
     :return: scalar energy in eV.
     """
     normal = slab_normal(cell, pbc)
@@ -55,6 +58,7 @@ def slab_dipole_correction(
     z = positions @ normal
     total_charge = charges.sum()
     dipole = (charges * z).sum()
-    height = volume / torch.linalg.norm(torch.linalg.cross(*cell[pbc]))
+    in_plane = cell[pbc]
+    height = volume / torch.linalg.norm(torch.linalg.cross(in_plane[0], in_plane[1]))
     bracket = dipole**2 - total_charge * (charges * z**2).sum() - total_charge**2 * height**2 / 12.0
-    return 2.0 * math.pi * COULOMB_CONSTANT * bracket / volume
+    return 2.0 * math.pi * coulomb_constant * bracket / volume

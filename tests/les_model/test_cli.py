@@ -173,6 +173,23 @@ def test_md_frames_carry_total_charge_and_multiplicity(trained, tmp_path, monkey
     assert md.main(['md.yaml']) == ExitCode.INVALID_CONFIG
 
 
+def test_md_scripted_runs_the_same_trajectory(trained, tmp_path, monkeypatch):
+    """``scripted: true`` (TorchScript energy path) gives the eager run's trajectory and committee deviations."""
+    runs = {}
+    for scripted in (False, True):
+        workdir = tmp_path / str(scripted)
+        workdir.mkdir()
+        monkeypatch.chdir(workdir)
+        _write(workdir / 'md.yaml', _md_config(trained, ensemble='nvt', scripted=scripted))
+        assert md.main(['md.yaml']) == ExitCode.SUCCESS
+        runs[scripted] = ase.io.read(workdir / 'md.extxyz', ':')
+    assert len(runs[True]) == len(runs[False]) == 4
+    for eager, scripted in zip(runs[False], runs[True], strict=True):
+        np.testing.assert_allclose(scripted.positions, eager.positions, atol=1e-8, rtol=0)
+        for key in ('les_energy', 'les_max_force_std'):
+            assert scripted.info[key] == pytest.approx(eager.info[key], abs=1e-8)
+
+
 @pytest.mark.parametrize(
     ('options', 'code'),
     [
