@@ -60,11 +60,21 @@ DEMO_OVERRIDES_COMMON = {
 
 #: Model settings of each short-range host (``model`` keys of les-train). Water needs more than the test-sized model:
 #: a 32-feature, 2-layer network with a 5 Å cutoff (the box is 6.2 Å). The MACE entry (16x0e+16x1o, correlation 2)
-#: is a size guess for a demo of similar length, not a tuned or measured choice.
+#: is a size guess, neither tuned nor timed.
 DEMO_HOSTS = {
     'mpnn': {'n_radial': 8, 'n_features': 32, 'n_interactions': 2, 'readout_hidden': 32},
     'mace': {
-        'mace': {'num_channels': 16, 'max_L': 1, 'max_ell': 2, 'correlation': 2, 'num_interactions': 2},
+        'mace': {
+            'num_channels': 16,
+            'max_L': 1,
+            'max_ell': 2,
+            'correlation': 2,
+            'num_interactions': 2,
+            # as many radial functions as the mpnn entry; MACE's own readout and radial network sizes
+            'num_radial_basis': 8,
+            'MLP_irreps': '16x0e',
+            'radial_MLP': [64, 64, 64],
+        },
     },
 }
 

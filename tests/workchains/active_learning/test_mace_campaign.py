@@ -68,6 +68,24 @@ def test_campaign_builder_with_mace_host(campaign_codes, generate_workchain, pro
     assert process.node.pk is not None
 
 
+@pytest.mark.parametrize('backbone', ['mpnn', 'mace'])
+def test_demo_overrides_per_backbone(demo, campaign_codes, generate_workchain, backbone):
+    """The demo's overrides carry the settings of the chosen host only, and the campaign accepts them."""
+    builder = LesActiveLearningWorkChain.get_builder_from_protocol(
+        campaign_codes, _water(), protocol='fast', overrides=demo.demo_overrides(backbone), backbone=backbone
+    )
+    model = builder.train['train']['config']['model']
+    assert model['backbone'] == backbone
+    assert model['cutoff'] == 5.0  # the demo's, over the fast protocol's 4 Å
+    if backbone == 'mace':
+        assert model['mace']['num_channels'] == 16
+        assert not set(model) & {*MPNN_ONLY, 'n_features'}
+    else:
+        assert model['n_features'] == 32
+        assert 'mace' not in model
+    assert generate_workchain('les.active_learning', builder._inputs(prune=True)).node.pk is not None
+
+
 def test_default_campaign_keeps_own_host(campaign_codes):
     """Control: without a backbone the committee uses this project's host with the protocol's mpnn settings."""
     builder = LesActiveLearningWorkChain.get_builder_from_protocol(campaign_codes, _water(), protocol='fast')
