@@ -18,6 +18,7 @@ def get_builder_from_protocol(
     calculator: dict | None = None,
     dataset=None,
     validation_dataset=None,
+    backbone: str | None = None,
 ):
     """Return a builder for a campaign on ``structures`` at ``protocol`` (``fast``, ``balanced``, ``stringent``).
 
@@ -27,6 +28,9 @@ def get_builder_from_protocol(
     :param overrides: ``parameters`` (campaign settings) and per-namespace overrides ``train``, ``md``, ``label``,
         ``evaluate``, merged over the protocol; unknown keys raise ``ValueError``.
     :param calculator: the ASE calculator description for ``labeller='ase'``.
+    :param backbone: short-range host of the committee: ``mpnn`` (this project's; the default) or ``mace`` (needs
+        mace-torch). The training protocol's model settings for that host are used, sized by the campaign's train
+        protocol; ``overrides['train']['train']['config']['model']['backbone']`` selects it too.
     """
     missing = sorted({'train', 'md', 'evaluate', 'label'} - set(codes))
     if missing:
@@ -48,7 +52,7 @@ def get_builder_from_protocol(
         builder.validation_dataset = validation_dataset
 
     train = WorkflowFactory('les.train.base').get_builder_from_protocol(
-        codes['train'], dataset=None, protocol=sub['train'], overrides=overrides.get('train')
+        codes['train'], dataset=None, protocol=sub['train'], overrides=overrides.get('train'), backbone=backbone
     )
     builder.train = _as_inputs(train, exclude=('dataset',))
     md = WorkflowFactory('les.md.base').get_builder_from_protocol(

@@ -1,8 +1,10 @@
 """ProtocolMixin: named input presets (``fast``, ``balanced``, ``stringent``) read from one YAML file per workchain.
 
 A protocol file holds ``default_protocol``, ``default_inputs`` (shared by all protocols) and ``protocols``, a mapping
-of name -> ``{description, <inputs to merge over default_inputs>}``. Overrides are merged last; keys that are not
-ports of the workchain (recursively through port namespaces) are refused, so a typo never silently does nothing.
+of name -> ``{description, <inputs to merge over default_inputs>}``. A workchain may name further per-protocol keys
+that are not inputs (``_protocol_meta_keys``; the training protocol's per-backbone model presets, for instance) and
+use them itself. Overrides are merged last; keys that are not ports of the workchain (recursively through port
+namespaces) are refused, so a typo never silently does nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class ProtocolMixin:
     """Mixin giving a workchain class ``get_protocol_inputs`` from ``workchains/protocols/<_protocol_file>``."""
 
     _protocol_file: t.ClassVar[str]
+    #: Keys of a protocol entry that are not workchain inputs (left out of ``get_protocol_inputs``).
+    _protocol_meta_keys: t.ClassVar[tuple[str, ...]] = ('description',)
 
     @classmethod
     def get_protocol_filepath(cls) -> pathlib.Path:
@@ -83,16 +87,35 @@ class ProtocolMixin:
         :raises ValueError: for an unknown protocol name or unknown override keys.
         """
         data = cls._load_protocol_file()
+        protocol = cls._check_protocol_name(protocol)
+        chosen = {
+            key: value for key, value in data['protocols'][protocol].items() if key not in cls._protocol_meta_keys
+        }
+        inputs = recursive_merge(data.get('default_inputs') or {}, chosen)
+        overrides = cls.read_overrides(overrides)
+        return recursive_merge(inputs, overrides) if overrides is not None else inputs
+
+    @classmethod
+    def _check_protocol_name(cls, protocol: str | None) -> str:
+        """Return ``protocol``, or the default protocol for None; raise ``ValueError`` for an unknown name."""
+        data = cls._load_protocol_file()
         protocol = protocol or data['default_protocol']
         if protocol not in data['protocols']:
             raise ValueError(f'Unknown protocol `{protocol}`; available: {sorted(data["protocols"])}.')
-        chosen = {key: value for key, value in data['protocols'][protocol].items() if key != 'description'}
-        inputs = recursive_merge(data.get('default_inputs') or {}, chosen)
-        if overrides is not None:
-            if isinstance(overrides, str | pathlib.Path):
-                overrides = _load(str(overrides))
-            if not isinstance(overrides, t.Mapping):
-                raise TypeError(f'`overrides` must be a dict or a YAML path, got {type(overrides).__name__}.')
-            check_override_keys(overrides, cls.spec().inputs)
-            inputs = recursive_merge(inputs, overrides)
-        return inputs
+        return protocol
+
+    @classmethod
+    def read_overrides(cls, overrides: t.Mapping | str | pathlib.Path | None) -> dict | None:
+        """Return ``overrides`` as a dict (read from YAML when a path is given), its keys checked against the ports.
+
+        :raises TypeError: when ``overrides`` is neither a mapping nor a path.
+        :raises ValueError: for keys that are not ports of this workchain.
+        """
+        if overrides is None:
+            return None
+        if isinstance(overrides, str | pathlib.Path):
+            overrides = _load(str(overrides))
+        if not isinstance(overrides, t.Mapping):
+            raise TypeError(f'`overrides` must be a dict or a YAML path, got {type(overrides).__name__}.')
+        check_override_keys(overrides, cls.spec().inputs)
+        return dict(overrides)

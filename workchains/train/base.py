@@ -9,6 +9,7 @@ from aiida.plugins import CalculationFactory
 
 from aiida_les.calculations.base import INTERRUPTED_EXIT_CODES
 from aiida_les.data.dataset import LesDatasetData
+from aiida_les.utils.dicts import recursive_merge
 from workchains.protocols.utils import ProtocolMixin
 from workchains.reporting import ErrorReportMixin
 
@@ -49,6 +50,7 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
 
     _process_class = LesTrainCalculation
     _protocol_file = 'train.yaml'
+    _protocol_meta_keys = ('description', 'backbones')
 
     defaults = AttributeDict(
         {
@@ -90,6 +92,42 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
         )
 
     @classmethod
+    def get_available_backbones(cls) -> list[str]:
+        """Return the short-range hosts every protocol has model settings for (``mpnn``, ``mace``)."""
+        protocols = cls._load_protocol_file()['protocols'].values()
+        return sorted(set.intersection(*(set(entry['backbones']) for entry in protocols)))
+
+    @classmethod
+    def get_protocol_inputs(
+        cls, protocol: str | None = None, overrides: dict | None = None, backbone: str | None = None
+    ) -> dict:
+        """Return the inputs of ``protocol`` with the model settings of ``backbone``, then ``overrides``, merged in.
+
+        The backbone is ``backbone``, else ``train.config.model.backbone`` of ``overrides``, else the file's
+        ``default_backbone``. Its preset (``backbones.<name>`` of the protocol: host size and shape) is merged into
+        ``train.config.model`` together with ``backbone: <name>`` before the overrides, so an override changes one
+        host setting and keeps the others.
+
+        :raises ValueError: for an unknown protocol, backbone or override key, or a ``backbone`` argument that
+            contradicts the one in ``overrides``.
+        """
+        overrides = cls.read_overrides(overrides)
+        requested = ((overrides or {}).get('train', {}).get('config') or {}).get('model', {}).get('backbone')
+        if backbone is not None and requested is not None and backbone != requested:
+            raise ValueError(
+                f'backbone `{backbone}` contradicts `train.config.model.backbone` `{requested}` of the overrides.'
+            )
+        backbone = backbone or requested or cls._load_protocol_file()['default_backbone']
+        protocol = cls._check_protocol_name(protocol)
+        presets = cls._load_protocol_file()['protocols'][protocol]['backbones']
+        if backbone not in presets:
+            raise ValueError(f'Unknown backbone `{backbone}`; protocol `{protocol}` has {sorted(presets)}.')
+        inputs = super().get_protocol_inputs(protocol)
+        host = {'train': {'config': {'model': {'backbone': backbone, **presets[backbone]}}}}
+        inputs = recursive_merge(inputs, host)
+        return recursive_merge(inputs, overrides) if overrides is not None else inputs
+
+    @classmethod
     def get_builder_from_protocol(
         cls,
         code: orm.AbstractCode,
@@ -97,6 +135,7 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
         protocol: str | None = None,
         overrides: dict | None = None,
         options: dict | None = None,
+        backbone: str | None = None,
         **kwargs,
     ):
         """Return a builder prepopulated from ``protocol`` (``fast``, ``balanced`` or ``stringent``).
@@ -106,10 +145,12 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
         :param protocol: protocol name; None for the default.
         :param overrides: inputs merged over the protocol (``train.config`` keys included); unknown ports raise.
         :param options: ``metadata.options`` of the CalcJob merged over the protocol's (e.g. ``gpu_options()``).
+        :param backbone: short-range host, ``mpnn`` (this project's, the default) or ``mace`` (needs mace-torch);
+            the protocol's model settings for it are used (see :meth:`get_protocol_inputs`).
         :param kwargs: further top-level inputs set on the builder as given (``validation_dataset`` goes to
             ``train``).
         """
-        inputs = cls.get_protocol_inputs(protocol, overrides)
+        inputs = cls.get_protocol_inputs(protocol, overrides, backbone=backbone)
         train = inputs['train']
         metadata = train.get('metadata', {})
         metadata['options'] = {**metadata.get('options', {}), **(options or {})}

@@ -206,6 +206,14 @@ PROGRAM_CASES = {
         r'`md` inputs: .*timestep must be <= 5.0 fs',
     ),
     'no training epochs': ({'train': {'train': {'config': {'epochs': 0}}}}, r'`train` inputs: .*epochs must be > 0'),
+    'unknown MACE option': (
+        {'train': {'train': {'config': {'model': {'backbone': 'mace', 'mace': {'max_l': 2}}}}}},
+        r"`train` inputs: .*mace: unknown key 'max_l'; allowed keys are \[.*'max_L'",
+    ),
+    'mpnn setting on the MACE host': (
+        {'train': {'train': {'config': {'model': {'backbone': 'mace', 'n_radial': 6}}}}},
+        r'`train` inputs: .*n_radial \(= 6\) applies to the mpnn backbone only; with mace use mace.num_radial_basis',
+    ),
     'evaluation batch size': (
         {'evaluate': {'config': {'batch_size': -1}}},
         r'`evaluate` inputs: .*batch_size must be > 0',

@@ -6,6 +6,7 @@ import pytest
 
 from aiida_les.data.dataset import LesDatasetData
 from aiida_les.utils.resources import gpu_options
+from les_model.nn.mace_options import MPNN_ONLY
 from workchains.train.base import LesTrainBaseWorkChain
 
 DATASET = b"""2
@@ -25,16 +26,67 @@ def test_available_protocols():
     assert LesTrainBaseWorkChain.get_default_protocol() == 'balanced'
 
 
+@pytest.mark.parametrize('backbone', ['mpnn', 'mace'])
 @pytest.mark.parametrize('protocol', ['fast', 'balanced', 'stringent'])
-def test_protocol(fixture_code, dataset, protocol, serialize_builder, data_regression):
-    """Each protocol gives a builder whose configuration les_model accepts."""
+def test_protocol(fixture_code, dataset, protocol, backbone, serialize_builder, data_regression):
+    """Each protocol gives, for each short-range host, a builder whose configuration les_model accepts."""
     code = fixture_code('les.train')
-    builder = LesTrainBaseWorkChain.get_builder_from_protocol(code, dataset, protocol=protocol)
+    builder = LesTrainBaseWorkChain.get_builder_from_protocol(code, dataset, protocol=protocol, backbone=backbone)
     inputs = {**builder.train._inputs(prune=True), 'dataset': dataset}
     from aiida_les.calculations.train import LesTrainCalculation
 
     assert LesTrainCalculation.check_config(inputs) is None
+    model = builder.train.config['model']
+    assert model['backbone'] == backbone
+    # each host gets only its own settings: the other backbone would refuse them
+    assert ('mace' in model) == (backbone == 'mace')
+    assert not set(model) & ({*MPNN_ONLY, 'n_features'} if backbone == 'mace' else set())
     data_regression.check(serialize_builder(builder))
+
+
+def test_available_backbones():
+    assert LesTrainBaseWorkChain.get_available_backbones() == ['mace', 'mpnn']
+    # without a backbone the protocols keep this project's host, with the same settings as before the option existed
+    model = LesTrainBaseWorkChain.get_protocol_inputs('fast')['train']['config']['model']
+    assert model['backbone'] == 'mpnn'
+    assert (model['n_features'], model['n_interactions'], model['readout_hidden']) == (8, 1, 8)
+
+
+def test_backbone_from_overrides(fixture_code, dataset):
+    """``train.config.model.backbone`` in the overrides selects the host preset as the argument does; other host
+    overrides merge over the preset."""
+    code = fixture_code('les.train')
+    overrides = {'train': {'config': {'model': {'backbone': 'mace', 'mace': {'correlation': 3}}}}}
+    builder = LesTrainBaseWorkChain.get_builder_from_protocol(code, dataset, protocol='fast', overrides=overrides)
+    model = builder.train.config.get_dict()['model']
+    preset = LesTrainBaseWorkChain.get_protocol_inputs('fast', backbone='mace')['train']['config']['model']
+    assert model == {**preset, 'mace': {**preset['mace'], 'correlation': 3}}
+    with pytest.raises(ValueError, match='backbone `mpnn` contradicts'):
+        LesTrainBaseWorkChain.get_builder_from_protocol(code, dataset, overrides=overrides, backbone='mpnn')
+    with pytest.raises(ValueError, match='Unknown backbone `nequip`'):
+        LesTrainBaseWorkChain.get_builder_from_protocol(code, dataset, backbone='nequip')
+
+
+@pytest.mark.parametrize(
+    ('model', 'match'),
+    [
+        ({'mace': {'max_l': 2}}, "unknown key 'max_l'; allowed keys are"),
+        ({'mace': {'r_max': 6.0}}, 'mace.r_max is set by the LES model: use model.cutoff'),
+        (
+            {'n_interactions': 3},
+            'n_interactions .* applies to the mpnn backbone only; with mace use mace.num_interactions',
+        ),
+    ],
+)
+def test_bad_mace_settings_refused_at_submission(fixture_code, dataset, model, match):
+    """A bad MACE setting in the overrides is refused by the validator of ``les.train.base``: nothing runs."""
+    from aiida.engine import run_get_node
+
+    code = fixture_code('les.train')
+    overrides = {'train': {'config': {'model': model}}}
+    builder = LesTrainBaseWorkChain.get_builder_from_protocol(code, dataset, overrides=overrides, backbone='mace')
+    with pytest.raises(ValueError, match=match):
+        run_get_node(builder)
 
 
 def test_overrides_and_options(fixture_code, dataset):
