@@ -35,6 +35,10 @@ def _quiet() -> Iterator[None]:
         warnings.filterwarnings('ignore', message='The TorchScript type system', category=UserWarning)
         warnings.filterwarnings('ignore', message='To copy construct from a tensor', category=UserWarning)
         warnings.filterwarnings('ignore', message=r'`torch\.jit\.script` is deprecated', category=DeprecationWarning)
+        # mace-torch sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD itself on import; torch then warns at e3nn's constant load
+        warnings.filterwarnings(
+            'ignore', message='Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', category=UserWarning
+        )
         yield
 
 
