@@ -40,7 +40,12 @@ from ase.data import chemical_symbols
 from les_model import _keys as K
 from les_model.config import TrainConfig
 from les_model.data.dataset import StructureDataset
-from les_model.data.synthetic import ion_molecule_pairs
+from les_model.testing.charged_fragment import (
+    fragment_errors,
+    fragment_test_sets,
+    fragment_training_set,
+    train_fragment_model,
+)
 from les_model.train.metrics import ErrorAccumulator
 from les_model.train.trainer import Trainer, initialise_model
 
@@ -140,54 +145,22 @@ def response_metrics(model, frames, batch_size: int = 4) -> dict[str, float]:
     return out
 
 
-def charged_fragment(args) -> list[dict]:
+def charged_fragment() -> list[dict]:
     """LES vs short range on an ion + neutral polar molecule, total charge +-1, tested beyond the cutoff."""
     rows = []
     for ion in ((11, 1.0), (17, -1.0)):
-        train = ion_molecule_pairs(40, (2.5, 9.0), ion=ion, seed=0)
-        errors = {}
-        for long_range in (True, False):
-            data = StructureDataset.from_atoms(train)
-            config = TrainConfig.from_dict(
-                {
-                    'train_file': 'generated',
-                    'epochs': 25,
-                    'batch_size': 4,
-                    'lr': 0.005,
-                    'ema_decay': 0.9,
-                    'scheduler': 'none',
-                    'valid_fraction': 0.0,
-                    'model': {
-                        'n_features': 16,
-                        'readout_hidden': 16,
-                        'charge_hidden': 16,
-                        'n_interactions': 1,
-                        'cutoff': 4.0,
-                        'long_range': long_range,
-                        'charge_embedding': False,
-                    },
-                }
-            )
-            trainer = Trainer(
-                config, initialise_model(config, data, 0), data, StructureDataset([]), torch.device('cpu'),
-                torch.float64, 0,
-            )  # fmt: skip
-            trainer.fit()
-            for n_molecules in (1, 2):
-                test = ion_molecule_pairs(30, (5.0, 10.0), ion=ion, n_molecules=n_molecules, seed=1 + n_molecules)
-                batch = next(StructureDataset.from_atoms(test).batches(len(test), dtype=torch.float64))
-                out = trainer.model(batch)
-                f_rmse = float((out[K.FORCES] - batch[K.FORCES]).detach().square().mean().sqrt())
-                q_ion = out[K.CHARGES].detach()[batch[K.ATOMIC_NUMBERS] == ion[0]]
-                errors[(long_range, n_molecules)] = (f_rmse, float(q_ion.mean()))
-        for n_molecules in (1, 2):
+        train = fragment_training_set(ion)
+        models = {long_range: train_fragment_model(train, long_range) for long_range in (True, False)}
+        for n_molecules, test in fragment_test_sets(ion).items():
+            _, f_les, q_ion = fragment_errors(models[True], test, ion[0])
+            _, f_short, _ = fragment_errors(models[False], test, ion[0])
             rows.append(
                 {
                     'ion': f'Z={ion[0]} q={ion[1]:+.0f}',
                     'molecules': n_molecules,
-                    'q_ion_les': errors[(True, n_molecules)][1],
-                    'forces_rmse_les_meV_per_A': 1000 * errors[(True, n_molecules)][0],
-                    'forces_rmse_short_meV_per_A': 1000 * errors[(False, n_molecules)][0],
+                    'q_ion_les': float(q_ion.mean()),
+                    'forces_rmse_les_meV_per_A': 1000 * f_les,
+                    'forces_rmse_short_meV_per_A': 1000 * f_short,
                 }
             )
     return rows
@@ -259,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         print('R2 = raw (no flip, no scale); R2* and s = after the best global scale s; R2T = BEC read transposed')
     if not args.skip_fragment:
         print('charged fragment (ion + neutral polar diatomic, total charge +-1; tested at 5-10 Å, cutoff 4 Å):')
-        for row in charged_fragment(args):
+        for row in charged_fragment():
             results['fragment'].append(row)
             print(
                 f'  {row["ion"]:<12} molecules {row["molecules"]}: q(ion) {row["q_ion_les"]:+.3f} e, force RMSE '

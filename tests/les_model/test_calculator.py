@@ -12,10 +12,9 @@ from les_model.calculator import LesCalculator
 from les_model.config import ModelConfig
 from les_model.io import save_model
 from les_model.nn.model import LesModel
+from les_model.testing.models import TINY_MODEL
 from les_model.testing.structures import random_ionic_system
 from les_model.uncertainty import committee_statistics
-
-TINY = {'n_features': 8, 'n_radial': 4, 'readout_hidden': 8, 'charge_hidden': 8, 'n_interactions': 1, 'cutoff': 3.5}
 
 
 def test_committee_statistics_against_hand_computed_values():
@@ -52,7 +51,7 @@ def _models(tmp_path, k=2):
     paths = []
     for seed in range(k):
         torch.manual_seed(seed)
-        model = LesModel(ModelConfig(**TINY), species=[1, 8], reference_energies={1: -1.0, 8: -5.0}).double()
+        model = LesModel(ModelConfig(**TINY_MODEL), species=[1, 8], reference_energies={1: -1.0, 8: -5.0}).double()
         paths.append(save_model(model, tmp_path / f'model_{seed}.pt'))
     return paths
 

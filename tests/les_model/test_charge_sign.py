@@ -16,9 +16,8 @@ from les_model.data.synthetic import label_point_charges, random_ionic_structure
 from les_model.io import load_model, save_model
 from les_model.nn.charge_sign import PAULING_ELECTRONEGATIVITY, orientation_score
 from les_model.nn.model import LesModel
+from les_model.testing.models import TINY_MODEL
 from les_model.train.trainer import Trainer, initialise_model
-
-TINY = {'n_features': 8, 'n_radial': 4, 'readout_hidden': 8, 'charge_hidden': 8, 'n_interactions': 1, 'cutoff': 3.5}
 
 
 def test_pauling_table_matches_pymatgen():
@@ -46,7 +45,7 @@ def test_orientation_score_is_negative_for_physical_water_and_skips_charged_stru
 
 @pytest.mark.parametrize('charge_model', ['latent', 'qeq'])
 def test_flipping_the_sign_negates_charges_dipole_and_bec_but_not_energy(charge_model):
-    config = ModelConfig.from_dict({**TINY, 'charge_model': charge_model})
+    config = ModelConfig.from_dict({**TINY_MODEL, 'charge_model': charge_model})
     torch.manual_seed(0)
     model = LesModel(config, [11, 17]).double()
     neutral, charged = random_ionic_structures(2, 8, seed=1)
@@ -68,7 +67,7 @@ def test_flipping_the_sign_negates_charges_dipole_and_bec_but_not_energy(charge_
 
 def test_sign_is_saved_in_the_model_file_and_old_files_load_unoriented(tmp_path):
     torch.manual_seed(0)
-    model = LesModel(ModelConfig.from_dict(TINY), [11, 17]).double()
+    model = LesModel(ModelConfig.from_dict(TINY_MODEL), [11, 17]).double()
     model.charge_sign.fill_(-1.0)
     path = save_model(model, tmp_path / 'model.pt')
     assert float(load_model(path).charge_sign) == -1.0
@@ -95,7 +94,7 @@ def _train_member(frames, seed: int, epochs: int = 4, **options) -> Trainer:
             'scheduler': 'none',
             'valid_fraction': 0.0,
             'seed': seed,
-            'model': {**TINY, 'charge_embedding': False},
+            'model': {**TINY_MODEL, 'charge_embedding': False},
             **options,
         }
     )

@@ -17,15 +17,7 @@ import yaml
 from les_model.cli import evaluate, md, train
 from les_model.cli.exit_codes import ExitCode
 from les_model.data.synthetic import label_point_charges, random_ionic_structures
-
-TINY_MODEL = {
-    'n_features': 8,
-    'n_radial': 4,
-    'readout_hidden': 8,
-    'charge_hidden': 8,
-    'n_interactions': 1,
-    'cutoff': 3.5,
-}
+from les_model.testing.models import TINY_MODEL
 
 
 def _write(path: Path, mapping: dict) -> Path:

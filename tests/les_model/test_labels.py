@@ -17,16 +17,8 @@ from les_model.data.atoms import atoms_to_sample
 from les_model.data.dataset import StructureDataset
 from les_model.data.reference import fit_reference_energies
 from les_model.data.synthetic import label_point_charges, random_ionic_structures, water_like_box
+from les_model.testing.models import TINY_MODEL
 from les_model.train.initialise import initialise_model
-
-TINY_MODEL = {
-    'n_features': 8,
-    'n_radial': 4,
-    'readout_hidden': 8,
-    'charge_hidden': 8,
-    'n_interactions': 1,
-    'cutoff': 3.5,
-}
 
 
 def _frames(n=6, seed=5):

@@ -24,6 +24,7 @@ from les_model.phonons import (
     run_phonons,
     unitcell_born_from_primitive,
 )
+from les_model.testing.models import TINY_MODEL
 from les_model.testing.structures import conventional_cell, rocksalt
 from les_model.units import COULOMB_CONSTANT
 
@@ -31,8 +32,6 @@ from les_model.units import COULOMB_CONSTANT
 THZ = math.sqrt(units._e / (1e-20 * units._amu)) / (2.0 * math.pi) / 1e12
 R0 = 2.82  # nearest-neighbour distance in Å
 BM_A, BM_RHO, BM_CUT = 1900.0, 0.3, 4.0  # Born-Mayer repulsion A exp(-r / rho) between Na-Cl pairs, cutoff in Å
-
-TINY = {'n_features': 8, 'n_radial': 4, 'readout_hidden': 8, 'charge_hidden': 8, 'n_interactions': 1, 'cutoff': 3.5}
 
 
 class RigidIonCalculator(Calculator):
@@ -145,7 +144,7 @@ def test_conventional_cell_born_charges_map_to_the_primitive_cell():
 
 def test_model_born_charges_obey_acoustic_sum_rule_after_enforcement(tmp_path):
     torch.manual_seed(0)
-    model = LesModel(ModelConfig(**TINY), species=[11, 17])
+    model = LesModel(ModelConfig(**TINY_MODEL), species=[11, 17])
     with torch.no_grad():  # make the latent charges clearly non-zero and position dependent
         for p in model.charge_head.parameters():
             p.mul_(5.0)
@@ -165,7 +164,7 @@ def test_model_born_charges_obey_acoustic_sum_rule_after_enforcement(tmp_path):
 
 def test_run_phonons_with_model_calculator_and_force_sets_agree(tmp_path):
     torch.manual_seed(1)
-    model = LesModel(ModelConfig(**TINY), species=[11, 17])
+    model = LesModel(ModelConfig(**TINY_MODEL), species=[11, 17])
     calc = LesCalculator(model, device='cpu', dtype='float64')
     atoms = rocksalt(R0)
     first = run_phonons(atoms, calc, primitive_matrix=None, band_npoints=0, dos_mesh=None)

@@ -15,17 +15,9 @@ from les_model.config import TrainConfig
 from les_model.data.atoms import atoms_to_batch
 from les_model.data.synthetic import label_point_charges, random_ionic_structures
 from les_model.io import FORMAT_VERSION, IncompatibleModelError, load_model, model_to_dict, save_model
+from les_model.testing.models import TINY_MODEL
 from les_model.train.committee import train_committee
 from les_model.train.trainer import NonFiniteLossError, WalltimeReached
-
-TINY_MODEL = {
-    'n_features': 8,
-    'n_radial': 4,
-    'readout_hidden': 8,
-    'charge_hidden': 8,
-    'n_interactions': 1,
-    'cutoff': 3.5,
-}
 
 
 @pytest.fixture(scope='module')

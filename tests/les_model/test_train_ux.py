@@ -19,15 +19,8 @@ from les_model.cli import train
 from les_model.cli.exit_codes import ExitCode
 from les_model.data.synthetic import label_point_charges, random_ionic_structures
 from les_model.io import load_model
+from les_model.testing.models import TINY_MODEL
 
-TINY_MODEL = {
-    'n_features': 8,
-    'n_radial': 4,
-    'readout_hidden': 8,
-    'charge_hidden': 8,
-    'n_interactions': 1,
-    'cutoff': 3.5,
-}
 REPO = Path(__file__).resolve().parents[2]
 EPOCH_LINE = re.compile(
     r'^epoch +(\d+)/(\d+)  lr \S+  train E \S+ meV/atom F \S+ meV/Å  valid E \S+ meV/atom F \S+ meV/Å  \d+\.\d s( \*)?$'

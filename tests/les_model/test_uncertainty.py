@@ -11,10 +11,9 @@ from les_model.calculator import LesCalculator
 from les_model.config import ModelConfig
 from les_model.io import save_model
 from les_model.nn.model import LesModel
+from les_model.testing.models import TINY_MODEL
 from les_model.testing.structures import random_ionic_system
 from les_model.uncertainty import align_charge_signs, committee_statistics
-
-TINY = {'n_features': 8, 'n_radial': 4, 'readout_hidden': 8, 'charge_hidden': 8, 'n_interactions': 1, 'cutoff': 3.5}
 
 
 def test_opposite_raw_signs_give_zero_charge_disagreement():
@@ -53,7 +52,7 @@ def test_without_alignment_the_same_committee_would_disagree_by_the_charge_itsel
 def test_calculator_committee_of_a_model_and_its_sign_flipped_copy(tmp_path):
     """Through the ASE calculator (what les-md and les-eval use): same model, opposite sign conventions."""
     torch.manual_seed(0)
-    model = LesModel(ModelConfig(**TINY), species=[1, 8]).double()
+    model = LesModel(ModelConfig(**TINY_MODEL), species=[1, 8]).double()
     plain = save_model(model, tmp_path / 'plain.pt')
     model.charge_sign.fill_(-1.0)
     flipped = save_model(model, tmp_path / 'flipped.pt')
