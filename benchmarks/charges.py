@@ -38,7 +38,6 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 from les_model import _keys as K
-from les_model.config import TrainConfig
 from les_model.data.dataset import StructureDataset
 from les_model.testing.charged_fragment import (
     fragment_errors,
@@ -46,8 +45,8 @@ from les_model.testing.charged_fragment import (
     fragment_training_set,
     train_fragment_model,
 )
+from les_model.testing.models import fit_in_memory
 from les_model.train.metrics import ErrorAccumulator
-from les_model.train.trainer import Trainer, initialise_model
 
 
 def _first(mapping, names):
@@ -94,30 +93,15 @@ def read_frames(path: str | Path, limit: int | None = None) -> list[ase.Atoms]:
 
 def train_energy_force_model(frames, seed: int, args) -> torch.nn.Module:
     """An LES model trained on energies and forces only (dipole and BEC weights 0)."""
-    data = StructureDataset.from_atoms(frames)
-    config = TrainConfig.from_dict(
-        {
-            'train_file': 'in-memory',
-            'epochs': args.epochs,
-            'batch_size': args.batch_size,
-            'lr': args.lr,
-            'valid_fraction': 0.0,
-            'seed': seed,
-            'dtype': 'float32',
-            'progress': False,
-            'model': {'n_features': args.features, 'cutoff': args.cutoff, 'n_interactions': args.interactions},
-        }
-    )
-    trainer = Trainer(
-        config,
-        initialise_model(config, data, seed),
-        data,
-        StructureDataset([]),
-        torch.device('cpu'),
-        torch.float32,
-        seed,
-    )
-    trainer.fit()
+    options = {
+        'epochs': args.epochs,
+        'batch_size': args.batch_size,
+        'lr': args.lr,
+        'dtype': 'float32',
+        'progress': False,
+        'model': {'n_features': args.features, 'cutoff': args.cutoff, 'n_interactions': args.interactions},
+    }
+    trainer = fit_in_memory(frames, options, seed, torch.float32)
     return trainer.model.eval()
 
 

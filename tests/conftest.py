@@ -95,21 +95,10 @@ def generate_dataset():
     """Return a factory for a LesDatasetData of rattled NaCl cells labelled with Lennard-Jones (eV, eV/Å)."""
 
     def factory(n_frames: int = 3, seed: int = 0):
-        from ase.build import bulk
-        from ase.calculators.lj import LennardJones
-        from ase.calculators.singlepoint import SinglePointCalculator
-
         from aiida_les.data.dataset import LesDatasetData
+        from les_model.testing.structures import lennard_jones_nacl_frames
 
-        frames = []
-        for index in range(n_frames):
-            atoms = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
-            atoms.rattle(stdev=0.05, seed=seed + index)
-            atoms.calc = LennardJones(sigma=2.5, epsilon=0.01, rc=5.0)
-            results = {'energy': atoms.get_potential_energy(), 'forces': atoms.get_forces()}
-            atoms.calc = SinglePointCalculator(atoms, **results)
-            frames.append(atoms)
-        return LesDatasetData.from_ase(frames)
+        return LesDatasetData.from_ase(lennard_jones_nacl_frames(n_frames, seed))
 
     return factory
 
@@ -209,9 +198,8 @@ def serialize_builder():
     return serialize
 
 
-@pytest.fixture
-def run_aiida_les():
-    """Return a function that invokes the ``aiida-les`` command in this process and returns the click result.
+def _in_process(command):
+    """Return a function that invokes click ``command`` in this process and returns the click result.
 
     A ``verdi``-style command reconfigures logging for a terminal (no database handler) once per process; that is undone
     afterwards, so later tests still find their processes' report lines in the database.
@@ -219,17 +207,31 @@ def run_aiida_les():
     from aiida.common import log
     from click.testing import CliRunner
 
-    from aiida_les.cli import cmd_root
-
     def invoke(*args):
         active, level = log.CLI_ACTIVE, log.CLI_LOG_LEVEL
         try:
-            return CliRunner().invoke(cmd_root, [str(arg) for arg in args], catch_exceptions=False)
+            return CliRunner().invoke(command, [str(arg) for arg in args], catch_exceptions=False)
         finally:
             log.CLI_ACTIVE, log.CLI_LOG_LEVEL = active, level
             log.configure_logging(with_orm=True)
 
     return invoke
+
+
+@pytest.fixture
+def run_aiida_les():
+    """Return a function that invokes the ``aiida-les`` command in this process (:func:`_in_process`)."""
+    from aiida_les.cli import cmd_root
+
+    return _in_process(cmd_root)
+
+
+@pytest.fixture
+def run_verdi():
+    """Return a function that invokes ``verdi`` in this process (``verdi data les ...`` goes through the plugin)."""
+    from aiida.cmdline.commands.cmd_verdi import verdi
+
+    return _in_process(verdi)
 
 
 @pytest.fixture

@@ -13,43 +13,34 @@ import ase
 import torch
 
 from les_model import _keys as K
-from les_model.config import TrainConfig
 from les_model.data.dataset import StructureDataset
 from les_model.data.synthetic import ion_molecule_pairs
 from les_model.nn.model import LesModel
-from les_model.train.trainer import Trainer, initialise_model
+from les_model.testing.models import fit_in_memory
 
 __all__ = ['fragment_errors', 'fragment_test_sets', 'fragment_training_set', 'train_fragment_model']
 
 
 def train_fragment_model(frames: Sequence[ase.Atoms], long_range: bool, epochs: int = 25) -> LesModel:
     """A small model (16 features, one interaction, 4 Å cutoff, float64) trained on ``frames`` (seed 0)."""
-    data = StructureDataset.from_atoms(frames)
-    config = TrainConfig.from_dict(
-        {
-            'train_file': 'generated',
-            'epochs': epochs,
-            'batch_size': 4,
-            'lr': 0.005,
-            'ema_decay': 0.9,
-            'scheduler': 'none',
-            'forces_weight': 10.0,
-            'valid_fraction': 0.0,
-            'model': {
-                'n_features': 16,
-                'readout_hidden': 16,
-                'charge_hidden': 16,
-                'n_interactions': 1,
-                'cutoff': 4.0,
-                'long_range': long_range,
-                'charge_embedding': False,
-            },
-        }
-    )
-    trainer = Trainer(
-        config, initialise_model(config, data, 0), data, StructureDataset([]), torch.device('cpu'), torch.float64, 0
-    )
-    trainer.fit()
+    options = {
+        'epochs': epochs,
+        'batch_size': 4,
+        'lr': 0.005,
+        'ema_decay': 0.9,
+        'scheduler': 'none',
+        'forces_weight': 10.0,
+        'model': {
+            'n_features': 16,
+            'readout_hidden': 16,
+            'charge_hidden': 16,
+            'n_interactions': 1,
+            'cutoff': 4.0,
+            'long_range': long_range,
+            'charge_embedding': False,
+        },
+    }
+    trainer = fit_in_memory(frames, options)
     return trainer.model
 
 

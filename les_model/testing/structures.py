@@ -14,6 +14,7 @@ import torch
 from ase.build import make_supercell
 
 __all__ = [
+    'lennard_jones_nacl_frames',
     'MADELUNG',
     'batch_from_atoms',
     'cesium_chloride',
@@ -126,3 +127,24 @@ def batch_from_atoms(structures, dtype=torch.float64, device=None) -> dict:
         ),
         'n_structures': len(structures),
     }
+
+
+def lennard_jones_nacl_frames(n_frames: int, seed: int = 0) -> list[ase.Atoms]:
+    """Rattled conventional NaCl cells (8 atoms, a = 5.64 Å) labelled with a Lennard-Jones potential (eV, eV/Å).
+
+    :param n_frames: number of frames; frame ``k`` is rattled with seed ``seed + k`` (0.05 Å).
+    :return: frames with energy and forces on a single-point calculator.
+    """
+    from ase.build import bulk
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for index in range(n_frames):
+        atoms = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
+        atoms.rattle(stdev=0.05, seed=seed + index)
+        atoms.calc = LennardJones(sigma=2.5, epsilon=0.01, rc=5.0)
+        results = {'energy': atoms.get_potential_energy(), 'forces': atoms.get_forces()}
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        frames.append(atoms)
+    return frames

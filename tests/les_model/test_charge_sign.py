@@ -9,15 +9,13 @@ import pytest
 import torch
 
 from les_model import _keys as K
-from les_model.config import ModelConfig, TrainConfig
+from les_model.config import ModelConfig
 from les_model.data.atoms import atoms_to_batch
-from les_model.data.dataset import StructureDataset
 from les_model.data.synthetic import label_point_charges, random_ionic_structures
 from les_model.io import load_model, save_model
 from les_model.nn.charge_sign import PAULING_ELECTRONEGATIVITY, orientation_score
 from les_model.nn.model import LesModel
-from les_model.testing.models import TINY_MODEL
-from les_model.train.trainer import Trainer, initialise_model
+from les_model.testing.models import TINY_MODEL, fit_in_memory
 
 
 def test_pauling_table_matches_pymatgen():
@@ -83,32 +81,10 @@ def test_sign_is_saved_in_the_model_file_and_old_files_load_unoriented(tmp_path)
     assert old.config.charge_distribution == 'uniform'
 
 
-def _train_member(frames, seed: int, epochs: int = 4, **options) -> Trainer:
-    data = StructureDataset.from_atoms(frames)
-    config = TrainConfig.from_dict(
-        {
-            'train_file': 'generated',
-            'epochs': epochs,
-            'batch_size': 2,
-            'lr': 0.01,
-            'scheduler': 'none',
-            'valid_fraction': 0.0,
-            'seed': seed,
-            'model': {**TINY_MODEL, 'charge_embedding': False},
-            **options,
-        }
-    )
-    trainer = Trainer(
-        config,
-        initialise_model(config, data, seed),
-        data,
-        StructureDataset([]),
-        torch.device('cpu'),
-        torch.float64,
-        seed,
-    )
-    trainer.fit()
-    return trainer
+def _train_member(frames, seed: int, epochs: int = 4, **options):
+    model = {**TINY_MODEL, 'charge_embedding': False}
+    settings = {'epochs': epochs, 'batch_size': 2, 'lr': 0.01, 'scheduler': 'none', 'model': model, **options}
+    return fit_in_memory(frames, settings, seed)
 
 
 def test_members_trained_with_different_seeds_agree_on_the_physical_sign():

@@ -1,4 +1,4 @@
-"""Fixtures of the ``aiida-les`` command tests: real model and dataset nodes, and ``verdi`` invoked in this process."""
+"""Fixtures of the ``aiida-les`` command tests: real model and dataset nodes."""
 
 from __future__ import annotations
 
@@ -9,24 +9,8 @@ import os
 import pytest
 import yaml
 
-TINY_MODEL = {'n_features': 8, 'n_radial': 4, 'readout_hidden': 8, 'charge_hidden': 8, 'n_interactions': 1}
-
-
-def lennard_jones_frames(n_frames: int, seed: int = 0) -> list:
-    """Rattled NaCl cells labelled with Lennard-Jones (eV, eV/Å), as ``generate_dataset`` makes them."""
-    from ase.build import bulk
-    from ase.calculators.lj import LennardJones
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    frames = []
-    for index in range(n_frames):
-        atoms = bulk('NaCl', 'rocksalt', a=5.64, cubic=True)
-        atoms.rattle(stdev=0.05, seed=seed + index)
-        atoms.calc = LennardJones(sigma=2.5, epsilon=0.01, rc=5.0)
-        results = {'energy': atoms.get_potential_energy(), 'forces': atoms.get_forces()}
-        atoms.calc = SinglePointCalculator(atoms, **results)
-        frames.append(atoms)
-    return frames
+from les_model.testing.models import TINY_MODEL
+from les_model.testing.structures import lennard_jones_nacl_frames
 
 
 @pytest.fixture(scope='session')
@@ -37,7 +21,7 @@ def trained_model_file(tmp_path_factory):
     from les_model.cli import train
 
     workdir = tmp_path_factory.mktemp('trained_model')
-    ase.io.write(workdir / 'train.extxyz', lennard_jones_frames(4))
+    ase.io.write(workdir / 'train.extxyz', lennard_jones_nacl_frames(4))
     config = {'train_file': 'train.extxyz', 'epochs': 2, 'batch_size': 2, 'progress': False, 'model': TINY_MODEL}
     (workdir / 'train.yaml').write_text(yaml.safe_dump(config))
     cwd = os.getcwd()
@@ -63,22 +47,4 @@ def dataset_node():
     """A stored ``LesDatasetData`` of 3 labelled frames."""
     from aiida_les.data.dataset import LesDatasetData
 
-    return LesDatasetData.from_ase(lennard_jones_frames(3, seed=10)).store()
-
-
-@pytest.fixture
-def run_verdi():
-    """Return a function that invokes ``verdi`` in this process (``verdi data les ...`` goes through the plugin)."""
-    from aiida.cmdline.commands.cmd_verdi import verdi
-    from aiida.common import log
-    from click.testing import CliRunner
-
-    def invoke(*args):
-        active, level = log.CLI_ACTIVE, log.CLI_LOG_LEVEL
-        try:
-            return CliRunner().invoke(verdi, [str(arg) for arg in args], catch_exceptions=False)
-        finally:
-            log.CLI_ACTIVE, log.CLI_LOG_LEVEL = active, level
-            log.configure_logging(with_orm=True)
-
-    return invoke
+    return LesDatasetData.from_ase(lennard_jones_nacl_frames(3, seed=10)).store()
