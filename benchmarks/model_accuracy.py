@@ -11,8 +11,9 @@ work directory, which every model reads. Models:
 - ``mace``: ``mace_run_train`` (plain MACE of the same size, ``E0s average``, EMA), the peer.
 
 Every model gets the same epochs, batch size, cutoff, dtype (float32) and torch threads. Printed: parameters,
-seconds per epoch (training wall time / epochs, evaluation included), test E RMSE (meV/atom) and F RMSE (meV/Å),
-mean and spread (half the range) over ``--seeds``, and each model's ratios to the peer.
+seconds per epoch (training CPU time / epochs, validation included: with one thread it equals the wall time on an idle
+machine and stays fair when other jobs share the cores; the wall time is in ``results.json``), test E RMSE (meV/atom)
+and F RMSE (meV/Å), mean and spread (half the range) over ``--seeds``, and each model's ratios to the peer.
 
 Usage::
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -106,12 +108,19 @@ def run_les(name: str, seed: int, paths, args) -> dict[str, float]:
         }
     )
     workdir = args.workdir / f'{name}_{seed}'
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     train_committee(config, workdir, echo=False)
     seconds = (time.monotonic() - start) / args.epochs
+    cpu_seconds = (time.process_time() - cpu_start) / args.epochs
     trained = load_model(workdir / 'model.pt', dtype=torch.float32)
     errors = _errors(lambda batch: trained(batch, compute_forces=True), paths['test'])
-    return {**errors, 'params': sum(p.numel() for p in trained.parameters()), 's_per_epoch': seconds}
+    params = sum(p.numel() for p in trained.parameters())
+    return {**errors, 'params': params, 's_per_epoch': cpu_seconds, 'wall_s_per_epoch': seconds}
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_mace(seed: int, paths, args) -> dict[str, float]:
@@ -142,9 +151,10 @@ def run_mace(seed: int, paths, args) -> dict[str, float]:
         '--default_dtype=float32',
     ]
     env = {**os.environ, 'OMP_NUM_THREADS': str(args.threads)}
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), _children_cpu_seconds()
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     seconds = (time.monotonic() - start) / args.epochs
+    cpu_seconds = (_children_cpu_seconds() - cpu_start) / args.epochs
     model_file = workdir / 'mace.model'
     if result.returncode != 0 or not model_file.is_file():
         raise SystemExit(f'mace_run_train failed ({result.returncode}):\n{result.stderr[-3000:]}')
@@ -159,7 +169,13 @@ def run_mace(seed: int, paths, args) -> dict[str, float]:
         f_err.append((atoms.get_forces() - atoms.arrays['REF_forces']).ravel())
     params = sum(p.numel() for p in calc.models[0].parameters())
     rmse = lambda x: 1000.0 * float(np.sqrt(np.mean(np.square(np.concatenate(x) if x[0].ndim else x))))  # noqa: E731
-    return {'E': rmse(e_err), 'F': rmse(f_err), 'params': params, 's_per_epoch': seconds}
+    return {
+        'E': rmse(e_err),
+        'F': rmse(f_err),
+        'params': params,
+        's_per_epoch': cpu_seconds,
+        'wall_s_per_epoch': seconds,
+    }
 
 
 def main() -> None:
@@ -186,12 +202,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     paths = prepare(args)
     results: dict[str, list[dict]] = {}
-    for name in args.models:
-        for seed in args.seeds:
+    # Seeds outermost: an interrupted run still has every model for the seeds it finished.
+    for seed in args.seeds:
+        for name in args.models:
             run = run_mace(seed, paths, args) if name == 'mace' else run_les(name, seed, paths, args)
             results.setdefault(name, []).append(run)
             print(f'{name} seed {seed}: {json.dumps({k: round(v, 3) for k, v in run.items()})}', flush=True)
-    (args.workdir / 'results.json').write_text(json.dumps(results, indent=1))
+            (args.workdir / 'results.json').write_text(json.dumps(results, indent=1))
 
     def stat(name, key):
         values = np.array([r[key] for r in results[name]])
@@ -199,7 +216,7 @@ def main() -> None:
 
     peer = 'mace' if 'mace' in results else None
     print(f'\n{args.n_train} training frames, {args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds}')
-    header = f'{"model":<12} {"params":>8} {"s/epoch":>9} {"test E RMSE meV/atom":>22} {"test F RMSE meV/Å":>20}'
+    header = f'{"model":<12} {"params":>8} {"cpu s/ep":>9} {"test E RMSE meV/atom":>22} {"test F RMSE meV/Å":>20}'
     print(f'{header}  ratios to mace')
     for name in results:
         (e, de), (f, df), (s, _) = stat(name, 'E'), stat(name, 'F'), stat(name, 's_per_epoch')
