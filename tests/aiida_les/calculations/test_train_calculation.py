@@ -129,9 +129,9 @@ def test_two_processes_per_machine_run_under_torchrun(inputs, tmp_path, monkeypa
     assert run_lines == [
         [
             str(executable.parent / 'torchrun'),
-            *'--standalone --nnodes 1 --nproc_per_node 2 --no-python'.split(),
+            *['--standalone', '--nnodes', '1', '--nproc_per_node', '2', '--no-python'],
             f"'{executable}'",
-            *"'config.yaml' > 'les.out' 2> 'les.err'".split(),
+            *["'config.yaml'", '>', "'les.out'", '2>', "'les.err'"],
         ]
     ]
     one = _dry_run_script(inputs, tmp_path, monkeypatch, {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
