@@ -286,7 +286,8 @@ class Trainer:
             except NonFiniteError as exc:
                 failed = str(exc)
         # global element counts of each loss term, and whether any rank failed: every rank must reach this
-        counts = torch.tensor([float(sums[k][1]) if k in sums else 0.0 for k in keys] + [float(bool(failed))])
+        counts = [float(sums[k][1]) if k in sums else 0.0 for k in keys] + [float(bool(failed))]
+        counts = torch.tensor(counts, dtype=torch.float64)
         counts = self.comm.sum_(counts).tolist()
         if counts[-1] > 0:
             raise NonFiniteLossError(
@@ -355,6 +356,9 @@ class Trainer:
         subset = self.train_set.subset(range(min(64, len(self.train_set))))
         with self.ema.applied(self.model):
             result = self.model.orient_charges(subset.batches(self.config.batch_size, None, self.dtype, self.device))
+        if self.comm.distributed:  # rank 0 decides: GPU sums may differ in the last bits between devices
+            result = self.comm.gather(result)[0]
+            self.model.charge_sign.fill_(result['sign'])
         return {'charge_sign': result['sign'], 'charge_orientation_score': result['score']}
 
     def _check_stop(self) -> None:
