@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-__all__ = ['Communicator', 'init_from_environment', 'merge_sums']
+__all__ = ['Communicator', 'ShardFailure', 'global_batch_loss', 'init_from_environment', 'merge_sums']
 
 
 class Communicator:
@@ -109,6 +109,43 @@ class Communicator:
             else:
                 p.grad.copy_(chunk)
         return flat[offset + len(params) :].to(extra.dtype)
+
+
+class ShardFailure(RuntimeError):
+    """The forward pass of a rank failed (non-finite charges); raised on every rank at once."""
+
+
+def global_batch_loss(
+    comm: Communicator,
+    sums: Mapping[str, tuple[torch.Tensor, int]],
+    weights: Mapping[str, float],
+    failure: str,
+    like: torch.Tensor,
+) -> torch.Tensor:
+    """This rank's part of the loss of the global batch: ``sum_k w_k S_k / N_k``, ``N_k`` summed over the ranks.
+
+    Summed over the ranks (with the gradients) it is the mean-squared-error loss of the whole batch
+    (:func:`~les_model.train.loss.weighted_loss`). A collective: every rank must call it at every step.
+
+    :param sums: :func:`~les_model.train.loss.squared_error_sums` of this rank's shard (empty: empty shard or failure).
+    :param weights: label key -> weight.
+    :param failure: why this rank's forward pass failed ('' when it did not).
+    :param like: a scalar with the dtype and device of the loss.
+    :raises ShardFailure: on every rank, when any rank failed.
+    :raises ValueError: when no rank has a label with a positive weight.
+    """
+    keys = [key for key, weight in weights.items() if weight > 0]
+    counts = [float(sums[k][1]) if k in sums else 0.0 for k in keys] + [float(bool(failure))]
+    counts = comm.sum_(torch.tensor(counts, dtype=torch.float64)).tolist()
+    if counts[-1] > 0:
+        raise ShardFailure(failure or 'the forward pass failed on another rank')
+    if not any(counts[:-1]):
+        raise ValueError(f'no label with a positive weight is present; weights {dict(weights)}')
+    local = torch.zeros_like(like)
+    for key, total in zip(keys, counts, strict=False):
+        if key in sums and total > 0:
+            local = local + weights[key] * sums[key][0] / total
+    return local
 
 
 def merge_sums(states: Iterable[Mapping[str, Sequence[float]]]) -> dict[str, list[float]]:

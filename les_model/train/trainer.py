@@ -25,7 +25,7 @@ from les_model.data.dataset import StructureDataset
 from les_model.io import model_to_dict
 from les_model.nn.model import LesModel
 from les_model.nn.validation import NonFiniteError
-from les_model.train.distributed import Communicator, merge_sums
+from les_model.train.distributed import Communicator, ShardFailure, global_batch_loss, merge_sums
 from les_model.train.ema import ExponentialMovingAverage
 from les_model.train.initialise import initialise_model
 from les_model.train.loss import LossWeights, squared_error_sums, weighted_loss
@@ -277,7 +277,6 @@ class Trainer:
         """One step on this rank's shard (``None``: empty) of the global batch; the gradient is the whole batch's."""
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.before_step(self.step)
-        keys = [key for key, weight in self.weights.items() if weight > 0]
         pred, sums, failed = None, {}, ''
         if batch is not None:
             try:
@@ -285,20 +284,11 @@ class Trainer:
                 sums = squared_error_sums(pred, batch, self.weights)
             except NonFiniteError as exc:
                 failed = str(exc)
-        # global element counts of each loss term, and whether any rank failed: every rank must reach this
-        counts = [float(sums[k][1]) if k in sums else 0.0 for k in keys] + [float(bool(failed))]
-        counts = torch.tensor(counts, dtype=torch.float64)
-        counts = self.comm.sum_(counts).tolist()
-        if counts[-1] > 0:
-            raise NonFiniteLossError(
-                f'{failed or "non-finite charges on another rank"} at epoch {self.epoch}, step {self.step}'
-            )
-        if not any(counts[:-1]):
-            raise ValueError(f'no label with a positive weight is present; weights {dict(self.weights)}')
-        local = torch.zeros((), dtype=self.dtype, device=self.device)
-        for key, total in zip(keys, counts, strict=False):
-            if key in sums and total > 0:
-                local = local + self.weights[key] * sums[key][0] / total
+        like = torch.zeros((), dtype=self.dtype, device=self.device)
+        try:  # a collective: every rank reaches it, also one whose forward failed
+            local = global_batch_loss(self.comm, sums, self.weights, failed, like)
+        except ShardFailure as exc:
+            raise NonFiniteLossError(f'{exc} at epoch {self.epoch}, step {self.step}') from exc
         if local.requires_grad:
             local.backward()
         loss = float(self.comm.sum_gradients(self.model.parameters(), local.detach().reshape(1))[0])

@@ -157,3 +157,41 @@ def test_merged_error_sums_are_element_wise():
         'forces': [2.0, 3.0, 4.0],
         'loss': [5.0, 0.0, 1.0],
     }
+
+
+class _TwoRanks(Communicator):
+    """Rank 0 of two, the other rank's all_reduce contribution given: ``global_batch_loss`` without processes."""
+
+    def __init__(self, other: torch.Tensor):
+        super().__init__(0, 2)
+        self.other = other
+
+    def sum_(self, tensor):
+        return tensor.add_(self.other)
+
+
+def test_shard_losses_sum_to_the_loss_of_the_whole_batch():
+    """``sum_k w_k S_k / N_k`` with global counts, summed over uneven shards, is ``weighted_loss`` of the batch."""
+    from les_model import _keys as K
+    from les_model.train.distributed import global_batch_loss
+    from les_model.train.loss import LossWeights, squared_error_sums, weighted_loss
+
+    frames = _frames()[:3]  # 8, 16 and 8 atoms: shards of 1 and 2 frames, 8 and 24 atoms
+    data = StructureDataset.from_atoms(frames)
+    weights = LossWeights({K.ENERGY: 1.0, K.FORCES: 10.0})
+
+    def predict(batch):  # a fixed wrong "model": errors in energy and forces
+        return {K.ENERGY: 1.1 * batch[K.ENERGY] + 0.01, K.FORCES: 0.9 * batch[K.FORCES] + 0.001}
+
+    (whole,) = data.batches(3)
+    expected, _ = weighted_loss(predict(whole), whole, weights)
+    shards = [next(data.batches(3, shard=(rank, 2))) for rank in range(2)]
+    sums = [squared_error_sums(predict(shard), shard, weights) for shard in shards]
+    counts = [torch.tensor([float(s[K.ENERGY][1]), float(s[K.FORCES][1]), 0.0], dtype=torch.float64) for s in sums]
+    like = torch.zeros((), dtype=torch.float64)
+    parts = [global_batch_loss(_TwoRanks(counts[1 - r]), sums[r], weights, '', like) for r in range(2)]
+    assert [len(shard[K.N_ATOMS]) for shard in shards] == [1, 2]
+    assert float(parts[0] + parts[1]) == pytest.approx(float(expected), rel=1e-14)
+    # the per-shard mean that a naive average of rank losses would use is not the batch loss here
+    naive = sum(weighted_loss(predict(shard), shard, weights)[0] for shard in shards) / 2
+    assert abs(float(naive) - float(expected)) > 1e-3 * float(expected)
