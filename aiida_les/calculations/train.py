@@ -8,6 +8,7 @@ from aiida import orm
 from aiida.common.folders import Folder
 
 from aiida_les.calculations.base import BaseLesCalculation
+from aiida_les.calculations.launch import check_processes, processes_per_machine, torchrun_line
 from aiida_les.data.dataset import LesDatasetData
 from aiida_les.data.model import LesModelData
 
@@ -22,6 +23,10 @@ class LesTrainCalculation(BaseLesCalculation):
     linked, training overwrites it) and resumed from, bit for bit. When the configuration sets no ``max_walltime``,
     it is derived from ``metadata.options.max_wallclock_seconds`` with a safety margin, so the program checkpoints
     and exits (exit code 400) before the scheduler kills it.
+
+    Data-parallel training: ``metadata.options.resources`` with ``num_mpiprocs_per_machine`` N > 1 runs
+    ``torchrun --standalone --nproc_per_node N les-train ...`` on the one machine (one process per GPU with
+    ``device='cuda'``); ``batch_size`` stays the global batch (:mod:`aiida_les.calculations.launch`).
     """
 
     _KIND = 'train'
@@ -118,7 +123,11 @@ class LesTrainCalculation(BaseLesCalculation):
         """Refuse a warm start and a checkpoint restart at once (the checkpoint already holds the weights)."""
         if 'parent_model' in inputs and 'parent_folder' in inputs:
             return 'give either `parent_model` (warm start) or `parent_folder` (checkpoint restart), not both.'
-        return None
+        from les_model.config import TrainConfig
+
+        options = inputs.get('metadata', {}).get('options', {})
+        batch_size = int(config.get('batch_size', TrainConfig.batch_size))
+        return check_processes(options.get('resources', {}), bool(options.get('withmpi', False)), batch_size)
 
     def write_input_files(self, folder: Folder) -> tuple[dict[str, t.Any], list, list]:
         """Copy the datasets and the parent model; copy the checkpoint of ``parent_folder`` on the remote."""
@@ -172,3 +181,17 @@ class LesTrainCalculation(BaseLesCalculation):
         calcinfo = super().prepare_for_submission(folder)
         calcinfo.retrieve_temporary_list = [self._CHECKPOINT_FILENAME]
         return calcinfo
+
+    def presubmit(self, folder: Folder):
+        """Write the job script; with N > 1 processes per machine, its ``les-train`` line runs under ``torchrun``."""
+        calc_info = super().presubmit(folder)
+        processes = processes_per_machine(self.node.get_option('resources'))
+        if processes > 1:
+            name = self.node.get_option('submit_script_filename')
+            path = folder.get_abs_path(name)
+            with open(path, encoding='utf-8') as handle:
+                script = handle.read()
+            script = torchrun_line(script, str(self.inputs.code.get_executable()), processes)
+            with open(path, 'w', encoding='utf-8') as handle:
+                handle.write(script)
+        return calc_info

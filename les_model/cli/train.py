@@ -4,6 +4,10 @@ Outputs in the current directory (see ``les_model/cli/README.md``): model file(s
 ``checkpoint.pt``, ``learning_curve.png``. One line per epoch goes to stdout and ``train.log``; the last stdout line is
 ``LES-TRAIN FINISHED status=<status>``. ``max_walltime``, SIGTERM and SIGINT stop the run after the current step
 with exit status 11, a checkpoint and the best model so far (``<stem>.partial.pt``).
+
+Under ``torchrun --nproc_per_node N les-train ...`` the run is data-parallel (gloo on CPU, NCCL on CUDA, one GPU per
+process): ``batch_size`` stays the global batch, rank 0 alone writes the files and prints
+(:mod:`les_model.train.distributed`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def _run(argv) -> ExitCode:
             raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
     from les_model.data.labels import LabelError
     from les_model.train.committee import train_committee
+    from les_model.train.distributed import init_from_environment
     from les_model.train.log import format_errors
     from les_model.train.stop import stop_on_signals
     from les_model.train.trainer import NonFiniteLossError, TrainingStopped, resolve_device, resolve_dtype
@@ -44,6 +49,7 @@ def _run(argv) -> ExitCode:
         device = resolve_device(config.device)
     except ValueError as exc:
         raise CliFailure(ExitCode.DEVICE_UNAVAILABLE, str(exc)) from exc
+    comm, device = init_from_environment(device)
     try:
         with stop_on_signals() as stop:
             metrics = train_committee(
@@ -54,6 +60,7 @@ def _run(argv) -> ExitCode:
                 dtype=resolve_dtype(config.dtype),
                 start_time=start,
                 stop=stop,
+                comm=comm,
             )
     except NonFiniteLossError as exc:
         raise CliFailure(ExitCode.NAN_LOSS, f'{exc}; lower the learning rate') from exc
@@ -65,6 +72,8 @@ def _run(argv) -> ExitCode:
         raise CliFailure(ExitCode.INPUT_FILE_ERROR, str(exc)) from exc
     except (OSError, ValueError, KeyError) as exc:
         raise CliFailure(ExitCode.INPUT_FILE_ERROR, f'{type(exc).__name__}: {exc}') from exc
+    if not comm.is_main:
+        return ExitCode.SUCCESS
     final = metrics['final']
     if final.get('valid'):
         print(f'final validation errors (RMSE, best model): {format_errors(final["valid"])}')
@@ -80,7 +89,12 @@ def _run(argv) -> ExitCode:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``les-train``; returns the exit status (see :class:`~les_model.cli.exit_codes.ExitCode`)."""
-    return run_main('les-train', lambda: _run(argv))
+    try:
+        return run_main('les-train', lambda: _run(argv))
+    finally:
+        dist = sys.modules.get('torch.distributed')  # not imported (fast failures) -> nothing to close
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -100,12 +100,18 @@ class StructureDataset:
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = 'cpu',
         skip: int = 0,
-    ) -> Iterator[dict[str, torch.Tensor]]:
+        shard: tuple[int, int] | None = None,
+        every: tuple[int, int] | None = None,
+    ) -> Iterator[dict[str, torch.Tensor] | None]:
         """Yield collated batches.
 
         :param batch_size: structures per batch (the last batch may be smaller).
         :param shuffle_seed: if given, the order is a permutation drawn from this seed (deterministic).
         :param skip: number of leading batches to skip (used when resuming mid-epoch).
+        :param shard: ``(rank, world_size)``: yield only this rank's contiguous part of every batch (data-parallel
+            training), or None where that part is empty (a short last batch), so that all ranks step together.
+        :param every: ``(rank, world_size)``: yield only the batches whose index is ``rank`` modulo ``world_size``
+            (data-parallel evaluation; whole batches).
         """
         if batch_size <= 0:
             raise ValueError(f'batch_size must be > 0, got {batch_size}')
@@ -113,9 +119,16 @@ class StructureDataset:
         if shuffle_seed is not None:
             order = np.random.default_rng(shuffle_seed).permutation(len(self))
         for b, start in enumerate(range(0, len(self), batch_size)):
-            if b < skip:
+            if b < skip or (every is not None and b % every[1] != every[0]):
                 continue
-            yield collate([self.samples[i] for i in order[start : start + batch_size]], dtype=dtype, device=device)
+            indices = order[start : start + batch_size]
+            if shard is not None:
+                rank, world = shard
+                indices = indices[rank * len(indices) // world : (rank + 1) * len(indices) // world]
+                if len(indices) == 0:
+                    yield None
+                    continue
+            yield collate([self.samples[i] for i in indices], dtype=dtype, device=device)
 
     def n_batches(self, batch_size: int) -> int:
         """Number of batches per epoch."""

@@ -22,6 +22,7 @@ from les_model.data.dataset import StructureDataset, read_frames
 from les_model.data.labels import check_label_keys, describe_labels, weights_of
 from les_model.io import save_model
 from les_model.nn.model import LesModel
+from les_model.train.distributed import Communicator
 from les_model.train.log import TrainLog, format_epoch_line
 from les_model.train.metrics import plot_learning_curve
 from les_model.train.stop import StopRequest
@@ -148,6 +149,7 @@ def train_committee(
     start_time: float | None = None,
     stop: StopRequest | None = None,
     echo: bool = True,
+    comm: Communicator | None = None,
 ) -> dict[str, Any]:
     """Train ``config.committee_size`` models and write their files in ``workdir``.
 
@@ -160,6 +162,8 @@ def train_committee(
     :param start_time: ``time.monotonic()`` at program start, for ``max_walltime``.
     :param stop: raised by a signal handler to stop after the current step (see :mod:`les_model.train.stop`).
     :param echo: print the log lines on stdout too (they always go to ``train.log``).
+    :param comm: data-parallel communicator (``torchrun``; :mod:`les_model.train.distributed`): every rank trains,
+        rank 0 alone writes files and prints; the members are trained one after another by all ranks.
     :return: the metrics dictionary also written to ``metrics.json``.
     :raises NonFiniteLossError, TrainingStopped: propagated from :class:`~les_model.train.trainer.Trainer`
         (metrics.json is written with ``status`` ``'nan'`` / ``'walltime'`` / ``'interrupted'`` first; a stopped run
@@ -168,7 +172,11 @@ def train_committee(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = workdir / CHECKPOINT_FILE
-    log = TrainLog(workdir, echo=echo, append=resume and checkpoint_path.is_file())
+    comm = comm or Communicator()
+    if comm.is_main:
+        log = TrainLog(workdir, echo=echo, append=resume and checkpoint_path.is_file())
+    else:
+        log = _silent
     device = device or torch.device('cpu')
     dtype = dtype or getattr(torch, config.dtype)
     start_time = time.monotonic() if start_time is None else start_time
@@ -210,6 +218,8 @@ def train_committee(
         metrics['members'] = saved['members_done']
 
     def write_metrics() -> None:
+        if not comm.is_main:
+            return
         (workdir / METRICS_FILE).write_text(json.dumps(metrics, indent=1), encoding='utf-8')
 
     first = saved['member'] if saved else 0
@@ -256,11 +266,12 @@ def train_committee(
             device,
             dtype,
             seed,
-            checkpoint=checkpoint,
+            checkpoint=checkpoint if comm.is_main else None,
             deadline=deadline,
             on_epoch=on_epoch,
             progress=config.progress,
             stop=stop,
+            comm=comm,
         )
         current['trainer'] = trainer
         if saved and k == saved['member']:
@@ -277,7 +288,8 @@ def train_committee(
             entry['epochs'] = trainer.history
             write_metrics()
             _stopped_notice(exc, trainer, partial, config, k, log)
-            plot_learning_curve(metrics['members'], workdir / LEARNING_CURVE_FILE)
+            if comm.is_main:
+                plot_learning_curve(metrics['members'], workdir / LEARNING_CURVE_FILE)
             raise
         entry['status'] = status
         entry['best_epoch'] = trainer.best_epoch
@@ -293,14 +305,20 @@ def train_committee(
             'charge_sign_convention': trainer.charge_convention,
         }
         entry['charge_sign_convention'] = trainer.charge_convention
-        save_model(trainer.model, workdir / names[k], metadata=meta)
-        partial.unlink(missing_ok=True)
+        if comm.is_main:
+            save_model(trainer.model, workdir / names[k], metadata=meta)
+            partial.unlink(missing_ok=True)
         write_metrics()
     metrics['status'] = 'completed'
     metrics['final'] = _average_final(metrics['members'])
     write_metrics()
-    plot_learning_curve(metrics['members'], workdir / LEARNING_CURVE_FILE)
+    if comm.is_main:
+        plot_learning_curve(metrics['members'], workdir / LEARNING_CURVE_FILE)
     return metrics
+
+
+def _silent(line: str) -> None:
+    """The log of ranks other than 0: they neither print nor write."""
 
 
 def _stopped_notice(

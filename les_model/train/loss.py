@@ -8,7 +8,7 @@ import torch
 
 from les_model import _keys as K
 
-__all__ = ['LossWeights', 'dipole_difference', 'weighted_loss']
+__all__ = ['LossWeights', 'dipole_difference', 'squared_error_sums', 'weighted_loss']
 
 
 class LossWeights(dict):
@@ -36,13 +36,6 @@ class LossWeights(dict):
         return self.get(K.BEC, 0.0) > 0
 
 
-def _masked_mse(diff: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``diff**2`` over rows where ``mask`` (rows,) is True; 0 if none."""
-    if not bool(mask.any()):
-        return diff.new_zeros(())
-    return diff[mask].square().mean()
-
-
 def dipole_difference(pred: torch.Tensor, label: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor) -> torch.Tensor:
     """``pred - label`` (B, 3) in e·Å; for 3D-periodic structures reduced to the nearest polarization quantum.
 
@@ -62,22 +55,13 @@ def dipole_difference(pred: torch.Tensor, label: torch.Tensor, cell: torch.Tenso
     return torch.where(periodic[:, None], wrapped, diff)
 
 
-def weighted_loss(
+def _residuals(
     pred: Mapping[str, torch.Tensor], data: Mapping[str, torch.Tensor], weights: Mapping[str, float]
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Sum of weighted mean-squared errors over the labels present in ``data``.
-
-    Units of the terms: energy per atom eV^2, forces (eV/Å)^2, stress (eV/Å^3)^2, dipole (e Å)^2, BEC e^2.
-
-    :param pred: model outputs (``energy (B,)``, ``forces (N,3)``, ``stress (B,3,3)``, ``dipole (B,3)``,
-        ``bec (N,3,3)``).
-    :param data: batch with labels and ``*_mask (B,)`` entries.
-    :param weights: label key -> weight.
-    :return: the total loss (scalar) and the unweighted term of each label used.
-    """
+) -> dict[str, torch.Tensor]:
+    """Label key -> the errors ``pred - label`` (rows, columns) of the labelled rows, for every weighted label."""
     n_atoms = data[K.N_ATOMS].to(pred[K.ENERGY].dtype)
     batch = data[K.BATCH]
-    terms: dict[str, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
     for key, weight in weights.items():
         if weight <= 0 or key not in data or key not in pred:
             continue
@@ -91,10 +75,42 @@ def weighted_loss(
             mask = mask[batch]
         else:
             diff = (pred[key] - data[key]).reshape(pred[key].shape[0], -1)
-        terms[key] = _masked_mse(diff, mask)
+        out[key] = diff[mask]
+    return out
+
+
+def weighted_loss(
+    pred: Mapping[str, torch.Tensor], data: Mapping[str, torch.Tensor], weights: Mapping[str, float]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Sum of weighted mean-squared errors over the labels present in ``data``.
+
+    Units of the terms: energy per atom eV^2, forces (eV/Å)^2, stress (eV/Å^3)^2, dipole (e Å)^2, BEC e^2.
+
+    :param pred: model outputs (``energy (B,)``, ``forces (N,3)``, ``stress (B,3,3)``, ``dipole (B,3)``,
+        ``bec (N,3,3)``).
+    :param data: batch with labels and ``*_mask (B,)`` entries.
+    :param weights: label key -> weight.
+    :return: the total loss (scalar) and the unweighted term of each label used.
+    """
+    terms = {
+        key: diff.square().mean() if diff.numel() else diff.new_zeros(())
+        for key, diff in _residuals(pred, data, weights).items()
+    }
     if not terms:
         raise ValueError(
             f'no label with a positive weight is present; weights {dict(weights)}, batch keys {list(data)}'
         )
     total = sum(weights[k] * v for k, v in terms.items())
     return total, terms
+
+
+def squared_error_sums(
+    pred: Mapping[str, torch.Tensor], data: Mapping[str, torch.Tensor], weights: Mapping[str, float]
+) -> dict[str, tuple[torch.Tensor, int]]:
+    """Label key -> (sum of squared errors (scalar), number of error elements) for one shard of a batch.
+
+    With the element counts summed over the shards of a global batch (``N_k``), ``sum_k w_k S_k / N_k`` summed over
+    the shards is :func:`weighted_loss` of the whole batch: the data-parallel loss
+    (:mod:`les_model.train.distributed`).
+    """
+    return {key: (diff.square().sum(), diff.numel()) for key, diff in _residuals(pred, data, weights).items()}

@@ -25,9 +25,10 @@ from les_model.data.dataset import StructureDataset
 from les_model.io import model_to_dict
 from les_model.nn.model import LesModel
 from les_model.nn.validation import NonFiniteError
+from les_model.train.distributed import Communicator, ShardFailure, global_batch_loss, merge_sums
 from les_model.train.ema import ExponentialMovingAverage
 from les_model.train.initialise import initialise_model
-from les_model.train.loss import LossWeights, weighted_loss
+from les_model.train.loss import LossWeights, squared_error_sums, weighted_loss
 from les_model.train.metrics import ErrorAccumulator
 from les_model.train.offset import refit_reference_energies
 from les_model.train.schedule import LearningRateSchedule
@@ -132,6 +133,8 @@ class Trainer:
     :param progress: show a tqdm bar on stderr.
     :param stop: a :class:`~les_model.train.stop.StopRequest`; once raised, the trainer checkpoints after the
         current step and raises :class:`TrainingStopped`.
+    :param comm: the data-parallel communicator (:mod:`les_model.train.distributed`); ``config.batch_size`` is the
+        global batch, split over the ranks. Pass ``checkpoint`` and ``on_epoch`` on rank 0 only.
     """
 
     def __init__(
@@ -148,9 +151,16 @@ class Trainer:
         on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
         progress: bool = False,
         stop: StopRequest | None = None,
+        comm: Communicator | None = None,
     ):
         if len(train_set) == 0:
             raise ValueError('the training set is empty')
+        self.comm = comm or Communicator()
+        if config.batch_size % self.comm.world_size:
+            raise ValueError(
+                f'batch_size {config.batch_size} (the global batch) is not divisible by the {self.comm.world_size} '
+                f'processes; choose a multiple'
+            )
         self.config = config
         self.model = model.to(device=device, dtype=dtype).train()
         self.train_set, self.valid_set = train_set, valid_set
@@ -175,6 +185,7 @@ class Trainer:
         self.batch_in_epoch = 0
         self.step = 0
         self.accumulator: dict[str, list[float]] = {}
+        self._local_errors: dict[str, list[float]] = {}  # this rank's error sums since the last sync (not 'loss')
         self.history: list[dict[str, Any]] = []
         self.best_loss = float('inf')
         self.best_epoch = -1
@@ -222,7 +233,14 @@ class Trainer:
         self.stopped_early = state['stopped_early']
         _set_rng_state(state['rng'])
 
+    def _sync_errors(self) -> None:
+        """Add every rank's running error sums into :attr:`accumulator` (collective; no-op for one process)."""
+        if self.comm.distributed:
+            self.accumulator = merge_sums([self.accumulator, *self.comm.gather(self._local_errors)])
+            self._local_errors = {}
+
     def _save(self) -> None:
+        self._sync_errors()  # the checkpoint holds the errors of all ranks: it does not depend on the world size
         if self.checkpoint_fn is not None:
             self.checkpoint_fn(self.state_dict())
 
@@ -255,14 +273,60 @@ class Trainer:
         self.ema.update(self.model)
         return pred, float(loss.detach())
 
+    def _train_step_distributed(self, batch) -> tuple[dict[str, torch.Tensor] | None, float]:
+        """One step on this rank's shard (``None``: empty) of the global batch; the gradient is the whole batch's."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.before_step(self.step)
+        pred, sums, failed = None, {}, ''
+        if batch is not None:
+            try:
+                pred = self._predict(batch, create_graph=True)
+                sums = squared_error_sums(pred, batch, self.weights)
+            except NonFiniteError as exc:
+                failed = str(exc)
+        like = torch.zeros((), dtype=self.dtype, device=self.device)
+        try:  # a collective: every rank reaches it, also one whose forward failed
+            local = global_batch_loss(self.comm, sums, self.weights, failed, like)
+        except ShardFailure as exc:
+            raise NonFiniteLossError(f'{exc} at epoch {self.epoch}, step {self.step}') from exc
+        if local.requires_grad:
+            local.backward()
+        loss = float(self.comm.sum_gradients(self.model.parameters(), local.detach().reshape(1))[0])
+        if not np.isfinite(loss):
+            raise NonFiniteLossError(f'loss is {loss} at epoch {self.epoch}, step {self.step}')
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        if not torch.isfinite(norm):
+            raise NonFiniteLossError(f'gradient norm is {float(norm)} at epoch {self.epoch}, step {self.step}')
+        self.optimizer.step()
+        self.ema.update(self.model)
+        return pred, loss
+
+    def _record_step(self, pred, batch, loss: float) -> None:
+        """Add a step's errors to the running sums (one process: as before; ranks: local sums + the global loss)."""
+        if not self.comm.distributed:
+            acc = ErrorAccumulator(self.accumulator)
+            acc.update(pred, batch, loss)
+            self.accumulator = acc.state
+            return
+        abs_sum, sq_sum, count = self.accumulator.get('loss', [0.0, 0.0, 0.0])
+        self.accumulator['loss'] = [abs_sum + loss, sq_sum, count + 1]  # the global loss: the same on every rank
+        if pred is not None:
+            acc = ErrorAccumulator(self._local_errors)
+            acc.update(pred, batch, loss)
+            acc.state.pop('loss')
+            self._local_errors = acc.state
+
     def evaluate(self, dataset: StructureDataset, use_ema: bool = True) -> dict[str, float]:
         """Errors on ``dataset`` (:meth:`ErrorAccumulator.summary`) of the EMA weights or the current ones."""
         acc = ErrorAccumulator()
+        every = self.comm.part if self.comm.distributed else None  # whole batches split over the ranks
         with self.ema.applied(self.model) if use_ema else contextlib.nullcontext():
-            for batch in dataset.batches(self.config.batch_size, None, self.dtype, self.device):
+            for batch in dataset.batches(self.config.batch_size, None, self.dtype, self.device, every=every):
                 pred = self._predict(batch, create_graph=False)
                 loss, _ = weighted_loss(pred, batch, self.weights)
                 acc.update(pred, batch, float(loss.detach()))
+        if self.comm.distributed:
+            return ErrorAccumulator(merge_sums(self.comm.gather(acc.state))).summary()
         return acc.summary()
 
     def _check_walltime(self) -> None:
@@ -270,7 +334,8 @@ class Trainer:
             return
         recent = self._step_times[-20:]
         margin = 3.0 * (max(recent) if recent else 0.0) + 2.0
-        if time.monotonic() + margin > self.deadline:
+        (reached,) = self.comm.any(time.monotonic() + margin > self.deadline)  # one decision for all ranks
+        if reached:
             self._save()
             raise WalltimeReached(f'walltime reached at epoch {self.epoch}, step {self.step}; checkpoint written')
 
@@ -281,21 +346,28 @@ class Trainer:
         subset = self.train_set.subset(range(min(64, len(self.train_set))))
         with self.ema.applied(self.model):
             result = self.model.orient_charges(subset.batches(self.config.batch_size, None, self.dtype, self.device))
+        if self.comm.distributed:  # rank 0 decides: GPU sums may differ in the last bits between devices
+            result = self.comm.gather(result)[0]
+            self.model.charge_sign.fill_(result['sign'])
         return {'charge_sign': result['sign'], 'charge_orientation_score': result['score']}
 
     def _check_stop(self) -> None:
-        if self.stop:
+        (stop,) = self.comm.any(bool(self.stop))  # a signal that reached one rank stops all of them
+        if stop:
+            reason = (self.stop.reason if self.stop else None) or 'SIGTERM'
             self._save()
             raise TrainingStopped(
-                f'{self.stop.reason} received at epoch {self.epoch}, step {self.step}; checkpoint written',
-                self.stop.reason,
+                f'{reason} received at epoch {self.epoch}, step {self.step}; checkpoint written', reason
             )
 
     def _end_epoch(self) -> None:
+        self._sync_errors()
         orientation = self._orient_charges()
         if self.config.refit_reference_energies and self.config.reference_energies == 'least_squares':
             with self.ema.applied(self.model):  # the weights that are evaluated and saved
-                refit_reference_energies(self.model, self.train_set, self.config.batch_size, self.dtype, self.device)
+                refit_reference_energies(
+                    self.model, self.train_set, self.config.batch_size, self.dtype, self.device, self.comm
+                )
         # 'ema': the training errors of the weights that are validated and saved, measured after the epoch;
         # 'running': errors accumulated over the epoch's steps while the weights moved (free, but noisy)
         if self.config.train_errors == 'ema':
@@ -350,7 +422,7 @@ class Trainer:
         bar = tqdm(
             total=config.epochs * n_batches,
             initial=self.epoch * n_batches + self.batch_in_epoch,
-            disable=not self.progress,
+            disable=not (self.progress and self.comm.is_main),
             desc='train',
             leave=False,
         )
@@ -363,13 +435,13 @@ class Trainer:
                     dtype=self.dtype,
                     device=self.device,
                     skip=self.batch_in_epoch,
+                    shard=self.comm.part if self.comm.distributed else None,
                 )
+                step = self._train_step_distributed if self.comm.distributed else self._train_step
                 for batch in batches:
                     start = time.monotonic()
-                    pred, loss = self._train_step(batch)
-                    acc = ErrorAccumulator(self.accumulator)
-                    acc.update(pred, batch, loss)
-                    self.accumulator = acc.state
+                    pred, loss = step(batch)
+                    self._record_step(pred, batch, loss)
                     self.step += 1
                     self.batch_in_epoch += 1
                     self._step_times.append(time.monotonic() - start)

@@ -49,11 +49,17 @@ class Cluster:
         return self.run(str(BIN / 'verdi'), '-p', self.profile, *args, timeout=timeout).stdout
 
     def submit_train(
-        self, partition: str = 'cpu', sleep: float = 0.0, hold: bool = False, epochs: int = 0, max_walltime: float = 0
+        self,
+        partition: str = 'cpu',
+        sleep: float = 0.0,
+        hold: bool = False,
+        epochs: int = 0,
+        max_walltime: float = 0,
+        gpus: int = 0,
     ) -> int:
         """Submit the fast training workchain to the daemon (options as in ``driver.submit_train``); return its pk."""
         args = ['submit-train', '--partition', partition, '--sleep', str(sleep)]
-        args += ['--epochs', str(epochs), '--max-walltime', str(max_walltime)]
+        args += ['--epochs', str(epochs), '--max-walltime', str(max_walltime), '--gpus', str(gpus)]
         return self.driver(*args, *(['--hold'] if hold else []))['pk']
 
     def state(self, pk: int) -> dict:

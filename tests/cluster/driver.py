@@ -3,7 +3,8 @@
 The tests run under aiida's pytest fixtures (a throw-away profile), so everything on the production profile goes
 through this script in its own interpreter::
 
-    python driver.py --profile les-prod submit-train [--sleep S] [--hold] [--partition cpu|gpu] -> {"pk": ...}
+    python driver.py --profile les-prod submit-train [--sleep S] [--hold] [--partition cpu|gpu] [--gpus N]
+                                                                                        -> {"pk": ...}
     python driver.py --profile les-prod state PK                                        -> {"process_state": ...}
 
 Output is one JSON line on stdout.
@@ -36,8 +37,18 @@ def _dataset(n_frames: int = 4):
     return LesDatasetData.from_ase(frames)
 
 
+#: What a GPU job records of its environment (file ``gpu_env.txt`` in its working directory).
+GPU_ENVIRONMENT = 'CUDA_VISIBLE_DEVICES|SLURM_JOB_GPUS|SLURM_GPUS_ON_NODE|SLURM_JOB_PARTITION|GPU_DEVICE_ORDINAL'
+
+
 def submit_train(
-    computer: str, partition: str, sleep: float, hold: bool = False, epochs: int = 0, max_walltime: float = 0.0
+    computer: str,
+    partition: str,
+    sleep: float,
+    hold: bool = False,
+    epochs: int = 0,
+    max_walltime: float = 0.0,
+    gpus: int = 0,
 ) -> dict:
     """Submit the fast-protocol training on ``les-train@computer``.
 
@@ -46,17 +57,23 @@ def submit_train(
     :param epochs: epochs to train (0: the protocol's).
     :param max_walltime: the program's own time budget per job [s] (0: derived from the scheduler walltime); when
         it runs out the job checkpoints and exits 400, and the workchain resumes from the checkpoint.
+    :param gpus: > 0: the options of :func:`~aiida_les.utils.resources.gpu_options` (``--gres=gpu:<gpus>``,
+        ``device: cuda``, one core), and the job writes its GPU environment variables to ``gpu_env.txt``.
     """
     from aiida import orm
     from aiida.engine import submit
 
-    from aiida_les.utils.resources import cpu_options
+    from aiida_les.utils.resources import cpu_options, gpu_options
     from workchains.train.base import LesTrainBaseWorkChain
 
     code = orm.load_code(f'les-train@{computer}')
-    options = cpu_options(max_wallclock_seconds=600, queue_name=partition)
+    if gpus:
+        options = gpu_options(num_gpus=gpus, max_wallclock_seconds=600, num_cores=1, queue_name=partition)
+        options['prepend_text'] = f"env | grep -E '^({GPU_ENVIRONMENT})=' | sort > gpu_env.txt"
+    else:
+        options = cpu_options(max_wallclock_seconds=600, queue_name=partition)
     if sleep > 0:
-        options['prepend_text'] = f'sleep {sleep}'
+        options['prepend_text'] = '\n'.join(filter(None, [options.get('prepend_text'), f'sleep {sleep}']))
     if hold:
         options['custom_scheduler_commands'] = '#SBATCH --hold'
     overrides = {}
@@ -120,6 +137,8 @@ def state(pk: int) -> dict:
                 'epochs_trained': _epochs_trained(calc),
                 'output_labels': sorted(link.link_label for link in calc.base.links.get_outgoing().all()),
                 'partition': calc.get_option('queue_name'),
+                'scheduler_commands': calc.get_option('custom_scheduler_commands'),
+                'remote_workdir': calc.get_remote_workdir(),
                 'uses_sbatch': '#SBATCH' in script,
                 'ctime': calc.ctime.timestamp(),
                 'mtime': calc.mtime.timestamp(),
@@ -151,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument('--hold', action='store_true')
     train.add_argument('--epochs', type=int, default=0)
     train.add_argument('--max-walltime', type=float, default=0.0)
+    train.add_argument('--gpus', type=int, default=0)
     query = commands.add_parser('state')
     query.add_argument('pk', type=int)
     args = parser.parse_args(argv)
@@ -159,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
 
     load_profile(args.profile)
     if args.command == 'submit-train':
-        result = submit_train(args.computer, args.partition, args.sleep, args.hold, args.epochs, args.max_walltime)
+        result = submit_train(
+            args.computer, args.partition, args.sleep, args.hold, args.epochs, args.max_walltime, args.gpus
+        )
     else:
         result = state(args.pk)
     print(json.dumps(result))

@@ -161,3 +161,22 @@ def test_train_on_gpu(real_code, generate_dataset):
     assert node.is_finished_ok, node.exit_message
     assert 'device: cuda' in node.base.repository.get_object_content('config.yaml')
     assert outputs['metrics']['status'] == 'completed'
+
+
+@pytest.mark.slow  # about 50 s on 2 busy cores: two torch start-ups and a daemonless job
+@pytest.mark.skipif(not shutil.which('torchrun', path=BIN), reason='no torchrun next to the Python interpreter')
+def test_train_with_two_processes(real_code, generate_dataset):
+    """``num_mpiprocs_per_machine: 2`` -> the job runs ``torchrun ... les-train`` (gloo) and finishes as one run."""
+    outputs, node = run_get_node(
+        LesTrainCalculation,
+        code=real_code('les.train', 'les-train'),
+        dataset=generate_dataset(n_frames=4),
+        config=orm.Dict(TRAIN),
+        metadata={'options': {**OPTIONS, 'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 2}}},
+    )
+    assert node.is_finished_ok, node.exit_message
+    assert '--nproc_per_node 2 --no-python' in node.base.repository.get_object_content('_aiidasubmit.sh')
+    stdout = node.outputs.retrieved.base.repository.get_object_content('les.out').splitlines()
+    assert sum(line.startswith('epoch ') for line in stdout) == 2  # rank 0 alone prints
+    assert outputs['metrics']['status'] == 'completed'
+    assert outputs['model'].sha256

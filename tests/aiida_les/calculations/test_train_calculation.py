@@ -105,3 +105,49 @@ def test_warm_start_and_restart_exclusive(generate_calc_job, inputs, generate_mo
     inputs['parent_folder'] = orm.RemoteData(computer=aiida_localhost, remote_path='/tmp/previous-run')
     with pytest.raises(ValueError, match='either `parent_model`'):
         generate_calc_job(ENTRY_POINT, inputs)
+
+
+def _dry_run_script(inputs, tmp_path, monkeypatch, resources) -> str:
+    from aiida.engine import run_get_node
+    from aiida.plugins import CalculationFactory
+
+    monkeypatch.chdir(tmp_path)  # the dry run writes its folder in the current directory
+    inputs['metadata'] = {
+        'options': {'max_wallclock_seconds': 1800, 'resources': resources},
+        'dry_run': True,
+        'store_provenance': False,
+    }
+    _, node = run_get_node(CalculationFactory(ENTRY_POINT), **inputs)
+    return pathlib.Path(node.dry_run_info['folder'], node.dry_run_info['script_filename']).read_text()
+
+
+def test_two_processes_per_machine_run_under_torchrun(inputs, tmp_path, monkeypatch):
+    """N MPI processes per machine in the resources -> the job script runs les-train under torchrun with N."""
+    script = _dry_run_script(inputs, tmp_path, monkeypatch, {'num_machines': 1, 'num_mpiprocs_per_machine': 2})
+    executable = inputs['code'].get_executable()
+    run_lines = [line.split() for line in script.splitlines() if str(executable) in line]
+    assert run_lines == [
+        [
+            str(executable.parent / 'torchrun'),
+            *['--standalone', '--nnodes', '1', '--nproc_per_node', '2', '--no-python'],
+            f"'{executable}'",
+            *["'config.yaml'", '>', "'les.out'", '2>', "'les.err'"],
+        ]
+    ]
+    one = _dry_run_script(inputs, tmp_path, monkeypatch, {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
+    assert 'torchrun' not in one
+
+
+@pytest.mark.parametrize(
+    ('resources', 'config', 'message'),
+    [
+        ({'num_machines': 2, 'num_mpiprocs_per_machine': 2}, CONFIG, 'runs on one machine'),
+        ({'num_machines': 1, 'num_mpiprocs_per_machine': 4}, CONFIG, 'batch_size 2 .* not divisible by the 4'),
+        ({'num_machines': 1, 'tot_num_mpiprocs': 3}, {**CONFIG, 'batch_size': 4}, 'not divisible by the 3'),
+    ],
+)
+def test_data_parallel_resources_are_checked(generate_calc_job, inputs, resources, config, message):
+    inputs['config'] = orm.Dict(config)
+    inputs['metadata']['options']['resources'] = resources
+    with pytest.raises(ValueError, match=message):
+        generate_calc_job(ENTRY_POINT, inputs)
