@@ -421,6 +421,10 @@ class EvalConfig(_Section):
     divided by ``sqrt(eps_inf)`` (latent charges of a model trained on energies and forces alone are screened
     charges; this turns their Born charges into an estimate of the physical Z*). Leave it unset for a model
     trained on Born-charge or dipole labels.
+
+    With a committee (two or more models) and force labels, the committee's force deviation is calibrated against
+    the true force errors (:mod:`les_model.calibration`): ``calibration`` in ``metrics_file`` and a PNG at
+    ``calibration_plot`` (empty: no plot).
     """
 
     models: tuple[str, ...] = ()
@@ -428,6 +432,7 @@ class EvalConfig(_Section):
     keys: DataKeysConfig = dataclasses.field(default_factory=DataKeysConfig)
     predictions_file: str = 'predictions.extxyz'
     metrics_file: str = 'metrics.json'
+    calibration_plot: str = 'calibration.png'
     batch_size: int = 8
     compute_bec: bool = False
     eps_inf: float | None = None

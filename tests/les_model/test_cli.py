@@ -272,6 +272,17 @@ def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch, cap
     assert f'forces_rmse={rmse:.4g} meV/Å' in out
     assert f'energy_per_atom_rmse={metrics["errors"]["energy_per_atom_rmse"]:.4g} meV/atom' in out
 
+    # The committee's force deviation calibrated against the true errors (metrics and the PNG the user looks at).
+    calibration = metrics['calibration']
+    assert calibration['n_atoms'] == 48
+    # forces_rmse is per component; the calibration compares error-vector lengths with the committee deviation.
+    assert calibration['force_error_rms_mev_per_ang'] == pytest.approx(np.sqrt(3) * rmse)
+    std = np.concatenate([f.arrays['les_force_std'] for f in frames])
+    assert calibration['scale'] == pytest.approx(np.sqrt(3) * rmse / (1000 * np.sqrt(np.mean(std**2))))
+    assert set(calibration['scale_per_element']) == {'11', '17'}
+    assert (tmp_path / 'calibration.png').stat().st_size > 1000
+    assert f'force uncertainty calibration: scale {calibration["scale"]:.3g}' in out
+
 
 def test_incompatible_model_exit_code(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
