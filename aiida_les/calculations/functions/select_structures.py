@@ -115,7 +115,8 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
     :param candidates: TrajectoryData or LesDatasetData nodes carrying the per-frame committee uncertainty
         ``uncertainty_key`` [eV/Å] (and ``charge_key`` [e] when ``charge_threshold`` is set).
     :return: ``report`` (Dict: ``n_frames``, ``accurate_fraction``, ``counts`` per class, the selected frames'
-        sources, uncertainties and expected errors ``force_std_scale * uncertainty`` [eV/Å]) and, when any frame was selected, ``selected`` (LesDatasetData, unlabelled).
+        sources, uncertainties and expected errors ``force_std_scale * uncertainty`` [eV/Å]) and, when any frame
+        was selected, ``selected`` (LesDatasetData, unlabelled).
     :raises ValueError: for unknown parameters, inconsistent trust levels or no candidates.
     """
     unknown = sorted(set(parameters.get_dict()) - set(DEFAULT_PARAMETERS))
