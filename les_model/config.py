@@ -355,7 +355,11 @@ class MDConfig(_Section):
     """Molecular dynamics with a committee of models; stops early when uncertain or unphysical.
 
     ``temperature`` [K], ``timestep`` [fs], ``friction`` [1/fs] (Langevin), ``taut``/``taup`` [fs],
-    ``pressure`` [bar], ``compressibility`` [1/bar] (Berendsen NPT). Stopping bounds, each 0 = off:
+    ``pressure`` [bar], ``compressibility`` [1/bar] (Berendsen NPT only). ``barostat`` of ``npt``: ``mtk`` (default,
+    isotropic Martyna-Tobias-Klein with Nose-Hoover chains, ASE's ``IsotropicMTKNPT``: samples the isothermal-isobaric
+    ensemble, thermostat time ``taut``, barostat time ``taup``; every frame carries ``les_conserved_energy`` [eV]) or
+    ``berendsen`` (relaxes to the target pressure and temperature quickly but does not sample their fluctuations; for
+    equilibration). Stopping bounds, each 0 = off:
     ``max_force_std`` [eV/Å] (committee force deviation), ``min_distance`` [Å] (closest pair),
     ``max_energy_change`` [eV/atom] relative to the first frame (a NaN or infinite energy always stops the run).
     ``total_charge`` [e] (None: the structure file's ``total_charge``, default 0) is given to the model; it and the
@@ -374,6 +378,7 @@ class MDConfig(_Section):
     total_charge: float | None = None
     multiplicity: int = 1
     ensemble: Literal['nvt', 'npt', 'nve'] = 'nvt'
+    barostat: Literal['mtk', 'berendsen'] = 'mtk'
     temperature: float = 300.0
     timestep: float = 0.5
     steps: int = 1000
@@ -421,6 +426,10 @@ class EvalConfig(_Section):
     divided by ``sqrt(eps_inf)`` (latent charges of a model trained on energies and forces alone are screened
     charges; this turns their Born charges into an estimate of the physical Z*). Leave it unset for a model
     trained on Born-charge or dipole labels.
+
+    With a committee (two or more models) and force labels, the committee's force deviation is calibrated against
+    the true force errors (:mod:`les_model.calibration`): ``calibration`` in ``metrics_file`` and a PNG at
+    ``calibration_plot`` (empty: no plot).
     """
 
     models: tuple[str, ...] = ()
@@ -428,6 +437,7 @@ class EvalConfig(_Section):
     keys: DataKeysConfig = dataclasses.field(default_factory=DataKeysConfig)
     predictions_file: str = 'predictions.extxyz'
     metrics_file: str = 'metrics.json'
+    calibration_plot: str = 'calibration.png'
     batch_size: int = 8
     compute_bec: bool = False
     eps_inf: float | None = None

@@ -26,11 +26,13 @@ class LesEvaluateCalculation(BaseLesCalculation):
     _DATA_FILENAME = 'data.extxyz'
     _PREDICTIONS_FILENAME = 'predictions.extxyz'
     _METRICS_FILENAME = 'metrics.json'
+    _CALIBRATION_PLOT_FILENAME = 'calibration.png'
     _OWNED_KEYS: t.ClassVar[dict[str, str]] = {
         'models': 'models',
         'data_file': 'dataset',
         'predictions_file': '',
         'metrics_file': '',
+        'calibration_plot': '',
         'device': 'metadata.options.device',
     }
 
@@ -48,6 +50,13 @@ class LesEvaluateCalculation(BaseLesCalculation):
         )
         spec.output('metrics', valid_type=orm.Dict, help='Errors against the labels of `dataset` (MAE, RMSE).')
         spec.output('predictions', valid_type=LesDatasetData, help='The structures with predicted properties.')
+        spec.output(
+            'calibration_plot',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help='PNG: binned true force error against the committee force deviation, raw and calibrated '
+            '(a committee on labelled forces only; the numbers are under `calibration` in `metrics`).',
+        )
         spec.default_output_node = 'metrics'
 
         spec.exit_code(320, 'ERROR_PREDICTIONS_FILE_MISSING', message='The predictions file was not retrieved.')
@@ -64,6 +73,7 @@ class LesEvaluateCalculation(BaseLesCalculation):
             'data_file': cls._DATA_FILENAME,
             'predictions_file': cls._PREDICTIONS_FILENAME,
             'metrics_file': cls._METRICS_FILENAME,
+            'calibration_plot': cls._CALIBRATION_PLOT_FILENAME,
             'device': options.get('device', 'auto'),
         }
 
@@ -76,9 +86,10 @@ class LesEvaluateCalculation(BaseLesCalculation):
             'data_file': self._DATA_FILENAME,
             'predictions_file': self._PREDICTIONS_FILENAME,
             'metrics_file': self._METRICS_FILENAME,
+            'calibration_plot': self._CALIBRATION_PLOT_FILENAME,
         }
         return owned, local_copy_list, []
 
     def retrieve_files(self, config: dict[str, t.Any]) -> list[str]:
-        """The predictions and the metrics."""
-        return [self._PREDICTIONS_FILENAME, self._METRICS_FILENAME]
+        """The predictions, the metrics and the calibration plot (absent for a single model)."""
+        return [self._PREDICTIONS_FILENAME, self._METRICS_FILENAME, self._CALIBRATION_PLOT_FILENAME]

@@ -46,4 +46,8 @@ class LesEvaluateParser(BaseLesParser):
         metrics.pop('frames', None)
         self.out('metrics', orm.Dict(finite_or_none(metrics)))
         self.out('predictions', predictions)
+        if calc._CALIBRATION_PLOT_FILENAME in files:
+            content = self.retrieved.base.repository.get_object_content(calc._CALIBRATION_PLOT_FILENAME, mode='rb')
+            plot = orm.SinglefileData(io.BytesIO(content), filename=calc._CALIBRATION_PLOT_FILENAME)
+            self.out('calibration_plot', plot)
         return None

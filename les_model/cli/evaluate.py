@@ -76,6 +76,7 @@ def _run(argv) -> ExitCode:
         raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
 
     accumulator = ErrorAccumulator()
+    calibration_data: dict[str, list[np.ndarray]] = {'std': [], 'error': [], 'numbers': []}
     per_frame: list[dict] = []
     out_frames = []
     for start in range(0, len(samples), config.batch_size):
@@ -93,6 +94,12 @@ def _run(argv) -> ExitCode:
         if config.eps_inf is not None and K.BEC in stats:
             stats[K.BEC] = stats[K.BEC] / float(np.sqrt(config.eps_inf))
         accumulator.update(stats, batch, 0.0)
+        if len(models) > 1 and K.FORCES in batch:
+            labelled = batch[K.FORCES_MASK][batch[K.BATCH]].bool()
+            error = (stats[K.FORCES] - batch[K.FORCES])[labelled]
+            calibration_data['error'].append(error.cpu().double().numpy())
+            calibration_data['std'].append(stats['force_std'][labelled].cpu().double().numpy())
+            calibration_data['numbers'].append(batch[K.ATOMIC_NUMBERS][labelled].cpu().numpy())
         offsets = np.concatenate([[0], np.cumsum(batch[K.N_ATOMS].cpu().numpy())])
         for b in range(len(chunk)):
             atoms_slice = slice(int(offsets[b]), int(offsets[b + 1]))
@@ -137,12 +144,36 @@ def _run(argv) -> ExitCode:
         'uncertainty': uncertainty,
         'frames': milli_frames,
     }
+    calibration = _calibrate(calibration_data, config.calibration_plot)
+    if calibration is not None:
+        metrics['calibration'] = calibration.as_dict()
     Path(config.metrics_file).write_text(json.dumps(metrics, indent=1), encoding='utf-8')
     print(f'errors (committee mean vs labels): {_with_units(errors) or "none, no labels in data_file"}')
     spread = uncertainty['max_force_std']
     print(f'committee max force std: max {spread["max"]:.4g}, mean {spread["mean"]:.4g} meV/Å over frames')
+    if calibration is not None:
+        print(
+            f'force uncertainty calibration: scale {calibration.scale:.3g} (expected error = scale x committee std), '
+            f'ENCE {calibration.ence_raw:.3g} -> {calibration.ence_calibrated:.3g}, miscalibration area '
+            f'{calibration.miscalibration_area_raw:.3g} -> {calibration.miscalibration_area_calibrated:.3g}'
+        )
     print(f'LES-EVAL FINISHED structures={len(frames)}')
     return ExitCode.SUCCESS
+
+
+def _calibrate(data: dict[str, list[np.ndarray]], plot: str):
+    """Fit the committee's force-uncertainty calibration on the labelled atoms; None without data or spread."""
+    from les_model.calibration import fit_force_calibration, plot_force_calibration
+
+    if not data['std']:
+        return None
+    std, error, numbers = (np.concatenate(data[key]) for key in ('std', 'error', 'numbers'))
+    if std.size == 0 or not np.any(std > 0):
+        return None
+    calibration = fit_force_calibration(std, error, numbers)
+    if plot:
+        plot_force_calibration(std, error, calibration, plot)
+    return calibration
 
 
 def _with_units(errors: dict[str, float]) -> str:

@@ -69,6 +69,17 @@ def make_dynamics(atoms, config):
         )
     if not atoms.pbc.all():
         raise CliFailure(ExitCode.INVALID_CONFIG, 'ensemble npt needs a structure periodic in all three directions')
+    if config.barostat == 'mtk':
+        from ase.md.nose_hoover_chain import IsotropicMTKNPT
+
+        return IsotropicMTKNPT(
+            atoms,
+            timestep=dt,
+            temperature_K=config.temperature,
+            pressure_au=config.pressure * units.bar,
+            tdamp=config.taut * units.fs,
+            pdamp=config.taup * units.fs,
+        )
     from ase.md.nptberendsen import NPTBerendsen
 
     return NPTBerendsen(
@@ -167,6 +178,8 @@ def _run(argv) -> ExitCode:
         stop = code != ExitCode.SUCCESS or step >= config.steps
         if step % config.write_every == 0 or stop:
             frame = _frame(atoms, step, step * config.timestep, results, total_charge, config.multiplicity)
+            if hasattr(dynamics, 'get_conserved_energy'):  # MTK NPT: the extended-system energy, constant in theory
+                frame.info['les_conserved_energy'] = float(dynamics.get_conserved_energy())
             ase.io.write(trajectory, frame, format='extxyz', append=True)
             frames_written += 1
             history.append(

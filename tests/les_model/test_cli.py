@@ -272,6 +272,17 @@ def test_eval_writes_predictions_and_metrics(trained, tmp_path, monkeypatch, cap
     assert f'forces_rmse={rmse:.4g} meV/Å' in out
     assert f'energy_per_atom_rmse={metrics["errors"]["energy_per_atom_rmse"]:.4g} meV/atom' in out
 
+    # The committee's force deviation calibrated against the true errors (metrics and the PNG the user looks at).
+    calibration = metrics['calibration']
+    assert calibration['n_atoms'] == 48
+    # forces_rmse is per component; the calibration compares error-vector lengths with the committee deviation.
+    assert calibration['force_error_rms_mev_per_ang'] == pytest.approx(np.sqrt(3) * rmse)
+    std = np.concatenate([f.arrays['les_force_std'] for f in frames])
+    assert calibration['scale'] == pytest.approx(np.sqrt(3) * rmse / (1000 * np.sqrt(np.mean(std**2))))
+    assert set(calibration['scale_per_element']) == {'11', '17'}
+    assert (tmp_path / 'calibration.png').stat().st_size > 1000
+    assert f'force uncertainty calibration: scale {calibration["scale"]:.3g}' in out
+
 
 def test_incompatible_model_exit_code(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -342,3 +353,25 @@ def test_ir_help_names_units(capsys):
     text = ' '.join(capsys.readouterr().out.split())
     assert 'time between frames in fs' in text
     assert 'wavenumber [cm^-1]' in text
+
+
+def test_md_npt_mtk_samples_with_a_conserved_quantity(trained, tmp_path, monkeypatch):
+    """The default NPT (MTK barostat): the cell breathes, and the extended-system energy is conserved.
+
+    Kinetic + potential energy alone changes by the thermostat's and barostat's work; the MTK conserved energy
+    adds it back, so its drift over 200 steps of 1 fs is a small fraction of the kinetic energy's fluctuation.
+    """
+    monkeypatch.chdir(tmp_path)
+    config = _md_config(trained, ensemble='npt', steps=200, write_every=10, timestep=1.0, taut=50.0, taup=200.0)
+    config.update(max_energy_change=0.0, min_distance=0.0)
+    _write(tmp_path / 'md.yaml', config)
+    assert md.main(['md.yaml']) == ExitCode.SUCCESS
+    frames = ase.io.read(tmp_path / 'md.extxyz', ':')
+    assert len(frames) == 21
+    volumes = np.array([f.get_volume() for f in frames])
+    assert np.ptp(volumes) > 1e-4 * volumes[0]  # the barostat moves the cell
+    conserved = np.array([f.info['les_conserved_energy'] for f in frames])
+    potential = np.array([f.info['les_energy'] for f in frames])
+    kinetic = np.array([f.get_kinetic_energy() for f in frames])
+    assert np.ptp(conserved) < 1e-2 * np.ptp(kinetic + potential)  # measured: 1.3e-6 eV against 0.31 eV
+    assert np.ptp(kinetic + potential) > 0  # the thermostat and barostat do work: there is something to conserve

@@ -26,6 +26,9 @@ from aiida_les.utils.conversion import trajectory_to_ase
 __all__ = ('DEFAULT_PARAMETERS', 'select_structures')
 
 #: Selection settings; units: eV/Å for the trust levels, e for ``charge_threshold``, Å for the descriptor.
+#: ``force_std_scale`` (dimensionless, > 0): the calibration factor of the committee's force deviation
+#: (:mod:`les_model.calibration`); the trust levels are compared with ``force_std_scale * uncertainty``, the expected
+#: force error in eV/Å, so "accurate" means accurate for an overconfident committee too. 1 = uncalibrated.
 DEFAULT_PARAMETERS = {
     'trust_lower': 0.05,
     'trust_upper': 0.5,
@@ -38,6 +41,7 @@ DEFAULT_PARAMETERS = {
     'n_bins': 24,
     'width': 0.25,
     'fallback': False,
+    'force_std_scale': 1.0,
     'origins': {},
 }
 
@@ -111,7 +115,8 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
     :param candidates: TrajectoryData or LesDatasetData nodes carrying the per-frame committee uncertainty
         ``uncertainty_key`` [eV/Å] (and ``charge_key`` [e] when ``charge_threshold`` is set).
     :return: ``report`` (Dict: ``n_frames``, ``accurate_fraction``, ``counts`` per class, the selected frames'
-        sources and uncertainties) and, when any frame was selected, ``selected`` (LesDatasetData, unlabelled).
+        sources, uncertainties and expected errors ``force_std_scale * uncertainty`` [eV/Å]) and, when any frame
+        was selected, ``selected`` (LesDatasetData, unlabelled).
     :raises ValueError: for unknown parameters, inconsistent trust levels or no candidates.
     """
     unknown = sorted(set(parameters.get_dict()) - set(DEFAULT_PARAMETERS))
@@ -121,6 +126,9 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
         raise ValueError('select_structures needs at least one candidate trajectory or dataset, got none.')
     p = {**DEFAULT_PARAMETERS, **parameters.get_dict()}
     _check_origins(p['origins'], candidates)
+    scale = p['force_std_scale']
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f'select_structures: force_std_scale must be a finite number > 0, got {scale!r}.')
 
     pool, sources = [], []
     for label in sorted(candidates, key=_natural_key):
@@ -128,6 +136,7 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
             pool.append(atoms)
             sources.append((label, index))
     force_std = np.array([_value(atoms, p['uncertainty_key']) for atoms in pool])
+    expected_error = float(scale) * force_std
     charge_std = np.array([_value(atoms, p['charge_key']) for atoms in pool])
     finite = np.isfinite(force_std)  # frames without an uncertainty (or a NaN one) cannot be judged: failed
     kept = np.flatnonzero(finite)
@@ -142,7 +151,7 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
 
     charge_threshold = p['charge_threshold']
     result = select_candidates(
-        force_std[kept],
+        expected_error[kept],
         describe([pool[i] for i in kept]),
         lower=p['trust_lower'],
         upper=p['trust_upper'],
@@ -163,6 +172,7 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
         'counts': counts,
         'selected_sources': [list(sources[i]) for i in selected],
         'selected_force_std': [float(force_std[i]) for i in selected],
+        'selected_expected_force_error': [float(expected_error[i]) for i in selected],
         'parameters': p,
     }
     outputs = {'report': orm.Dict(report)}

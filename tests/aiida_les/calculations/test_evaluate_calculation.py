@@ -25,7 +25,13 @@ def test_default(generate_calc_job, inputs, file_regression):
         'model_member_0.pt',
         'model_member_1.pt',
     ]
-    assert sorted(calc_info.retrieve_list) == ['les.err', 'les.out', 'metrics.json', 'predictions.extxyz']
+    assert sorted(calc_info.retrieve_list) == [
+        'calibration.png',
+        'les.err',
+        'les.out',
+        'metrics.json',
+        'predictions.extxyz',
+    ]
     file_regression.check(pathlib.Path(folder.get_abs_path('config.yaml')).read_text(), extension='.yaml')
 
 

@@ -117,6 +117,10 @@ def test_train_md_evaluate(real_code, generate_dataset, generate_structure):
     errors = evaluate['metrics']['errors']
     assert errors['forces_rmse'] > 0.0
     assert errors['energy_per_atom_mae'] >= 0.0
+    # A committee on force labels: its force deviation calibrated, with the plot as an output.
+    assert evaluate['metrics']['calibration']['scale'] > 0.0
+    with evaluate['calibration_plot'].open(mode='rb') as handle:
+        assert handle.read(8) == b'\x89PNG\r\n\x1a\n'
 
 
 @pytest.mark.slow

@@ -121,3 +121,26 @@ def test_unknown_origin_keys_refused():
     origins = {'md_0': {'md_step': 3}}
     with pytest.raises(ValueError, match=r"unknown origin keys \['md_step'\] for `md_0`"):
         select_structures(parameters=orm.Dict({'origins': origins}), md_0=_trajectory([0.2], seeds=[0]))
+
+
+def test_calibrated_trust_levels():
+    """With ``force_std_scale`` 4 an overconfident committee's 0.02 eV/Å means 0.08 eV/Å expected error: a candidate."""
+    trajectory = _trajectory([0.02, 0.03, 0.2], seeds=[0, 1, 2])
+    raw = select_structures(parameters=orm.Dict({'budget': 5}), md=trajectory)['report'].get_dict()
+    assert raw['counts'] == {'accurate': 2, 'candidate': 1, 'failed': 0, 'fallback': 0, 'duplicate': 0, 'selected': 1}
+    calibrated = select_structures(parameters=orm.Dict({'budget': 5, 'force_std_scale': 4.0}), md=trajectory)
+    report = calibrated['report'].get_dict()
+    # 0.08 and 0.12 eV/Å expected error are candidates; 0.8 eV/Å is above the upper trust level.
+    assert report['counts'] == {
+        'accurate': 0,
+        'candidate': 2,
+        'failed': 1,
+        'fallback': 0,
+        'duplicate': 0,
+        'selected': 2,
+    }
+    assert sorted(report['selected_expected_force_error']) == pytest.approx([0.08, 0.12])
+    assert sorted(report['selected_force_std']) == pytest.approx([0.02, 0.03])
+    for bad in (0.0, -1.0, 'x'):  # a Dict cannot hold NaN
+        with pytest.raises(ValueError, match='force_std_scale must be a finite number > 0'):
+            select_structures(parameters=orm.Dict({'force_std_scale': bad}), md=trajectory)
