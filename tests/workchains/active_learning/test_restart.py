@@ -6,10 +6,10 @@ import pytest
 from aiida import orm
 from aiida.plugins import WorkflowFactory
 
-from aiida_les.campaign import campaign_history, campaign_state
-from aiida_les.campaign.restart import INTERRUPTED
+from workchains.active_learning.history import campaign_history
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS
 from workchains.active_learning.restart import check_restart
+from workchains.active_learning.state import INTERRUPTED, campaign_state
 
 LesActiveLearningWorkChain = WorkflowFactory('les.active_learning')
 
@@ -122,7 +122,7 @@ def test_continue_killed_campaign(generate_campaign_node, generate_workchain):
 
     # The continuation's history starts with the killed campaign's complete generation.
     history = campaign_history(node)
-    assert [(entry['generation'], entry['campaign']) for entry in history] == [(0, previous.pk)]
+    assert [(entry.generation, entry.campaign_pk) for entry in history] == [(0, previous.pk)]
 
 
 def test_killed_before_initial_split_starts_again(generate_workchain, fixture_code, generate_structure):
