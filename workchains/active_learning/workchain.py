@@ -6,8 +6,11 @@ temperature with the committee (``les.md.base``), stopping a trajectory when its
 levels, deduplicated and diverse, under the per-generation budget (``select_structures``) -> label them
 (``les.label``) -> merge them into the dataset (``merge_datasets``) -> apply the stopping rule. Every dataset
 transformation is a calcfunction, so the provenance graph shows which label entered which model; every frame also
-carries its origin and labelling job (:mod:`aiida_les.provenance.origin`). Seeds keep their total charge and spin
-multiplicity (``total_charges``, ``multiplicities``) through the MD, the selection and the labels.
+carries its origin and labelling job (:mod:`aiida_les.provenance.origin`). Each generation's record
+(:class:`~workchains.active_learning.record.GenerationRecord`, a row of the ``summary``) is read back from its steps in
+the provenance graph, as continuations and ``aiida-les campaign show`` read it; the steps' call-link labels are those
+of :mod:`workchains.active_learning.links`. Seeds keep their total charge and spin multiplicity (``total_charges``,
+``multiplicities``) through the MD, the selection and the labels.
 
 The final committee is the one trained in the last generation: the labels that generation added are in the
 ``dataset`` output but not in the models, and the summary (``final_models``) and the report name them.
@@ -365,8 +368,8 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         record.no_labels_added = record.n_selected > 0 and record.n_labelled == 0
         records = [*self._records(), record]
         decision = evaluate_stopping_rule(
-            [record.accurate_fraction or 0.0 for record in records],
-            [record.heldout_force_rmse_ev_per_ang for record in records],
+            [done.accurate_fraction or 0.0 for done in records],
+            [done.heldout_force_rmse_ev_per_ang for done in records],
             self._labels_used(records),
             p.label_budget,
             self.ctx.generation,
