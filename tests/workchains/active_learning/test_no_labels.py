@@ -14,16 +14,10 @@ from aiida.plugins import DataFactory, WorkflowFactory
 
 
 def test_all_labels_refused_warns_stops_and_exits_405(
-    fixture_code, generate_structure, generate_dataset, generate_workchain
+    campaign_codes, generate_structure, generate_dataset, generate_workchain
 ):
-    codes = {
-        'train': fixture_code('les.train', 'les-train'),
-        'md': fixture_code('les.md', 'les-md'),
-        'evaluate': fixture_code('les.evaluate', 'les-eval'),
-        'label': fixture_code('les.cp2k', 'les-cp2k'),
-    }
     builder = WorkflowFactory('les.active_learning').get_builder_from_protocol(
-        codes, {'nacl': generate_structure('NaCl')}, protocol='fast'
+        campaign_codes, {'nacl': generate_structure('NaCl')}, protocol='fast'
     )
     process = generate_workchain('les.active_learning', builder._inputs(prune=True))
     process.setup()
