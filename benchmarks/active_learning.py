@@ -191,8 +191,8 @@ def campaign_data(node) -> dict:
     """Held-out, initial and AL-labelled frames, MD pool, final TrainConfig and initial labelling node of a campaign."""
     from aiida.common.links import LinkType
 
-    from aiida_les.campaign.history import generation_children
     from aiida_les.utils.conversion import trajectory_to_ase
+    from workchains.active_learning.history import generation_children
 
     called = {link.link_label: link.node for link in node.base.links.get_outgoing(link_type=LinkType.CALL_CALC).all()}
     called.update({link.link_label: link.node for link in node.base.links.get_outgoing(link_type=LinkType.CALL_WORK)})

@@ -21,10 +21,10 @@ import time
 from aiida import orm
 from aiida.engine import run_get_node
 
-from aiida_les.campaign import export_campaign
 from aiida_les.utils.dicts import recursive_merge
 from les_model.data.synthetic import water_like_box
 from workchains.active_learning import LesActiveLearningWorkChain
+from workchains.active_learning.export import export_campaign
 
 # Bigger than the `fast` protocol (which is sized for tests) so that the potential learns something, small enough
 # for about 10 minutes on 2 cores. The host settings are in DEMO_HOSTS, one entry per backbone.

@@ -235,7 +235,18 @@ def run_verdi():
 
 
 @pytest.fixture
-def generate_campaign_node(fixture_code, generate_structure, generate_dataset, generate_workchain):
+def campaign_codes(fixture_code):
+    """Codes of a campaign; nothing runs, so the executables only need to exist."""
+    return {
+        'train': fixture_code('les.train', 'les-train'),
+        'md': fixture_code('les.md', 'les-md'),
+        'evaluate': fixture_code('les.evaluate', 'les-eval'),
+        'label': fixture_code('les.cp2k', 'les-cp2k'),
+    }
+
+
+@pytest.fixture
+def generate_campaign_node(campaign_codes, generate_structure, generate_dataset, generate_workchain):
     """Return a factory for a stored ``les.active_learning`` node with the children a real campaign leaves.
 
     The campaign has real inputs (``fast`` protocol, one NaCl seed), labelled its 4 initial frames (2 held out) and ran
@@ -256,14 +267,8 @@ def generate_campaign_node(fixture_code, generate_structure, generate_dataset, g
         from workchains.active_learning.restart import label_level_of_theory
 
         dataset_class, model_class = DataFactory('les.dataset'), DataFactory('les.model')
-        codes = {
-            'train': fixture_code('les.train', 'les-train'),
-            'md': fixture_code('les.md', 'les-md'),
-            'evaluate': fixture_code('les.evaluate', 'les-eval'),
-            'label': fixture_code('les.cp2k', 'les-cp2k'),
-        }
         builder = WorkflowFactory('les.active_learning').get_builder_from_protocol(
-            codes,
+            campaign_codes,
             {'nacl': generate_structure('NaCl')},
             protocol='fast',
             overrides={'parameters': parameters or {}},

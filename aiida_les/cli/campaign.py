@@ -1,4 +1,8 @@
-"""``aiida-les campaign list|show|export|extend``: follow, collect and continue active-learning campaigns."""
+"""``aiida-les campaign list|show|export|extend``: follow, collect and continue active-learning campaigns.
+
+The campaign and its readers live in :mod:`workchains.active_learning`, a layer above this plugin package: the commands
+import them when they run, never when the CLI loads.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ def campaign_list(limit):
     """List campaigns, newest first, with their state and stop reason."""
     from tabulate import tabulate
 
-    from aiida_les.campaign import find_campaigns
+    from workchains.active_learning.history import find_campaigns
 
     rows = []
     for node in find_campaigns(limit):
@@ -49,29 +53,30 @@ def campaign_list(limit):
 @decorators.with_dbenv()
 def campaign_show(process):
     """Per generation: models, MD runs, frames explored, uncertainty, candidates, labels, failures, errors."""
+    import numpy as np
     from tabulate import tabulate
 
-    from aiida_les.campaign import campaign_history
-    from aiida_les.campaign.history import previous_campaign
+    from workchains.active_learning.history import campaign_history, previous_campaign
 
     _require_campaign(process)
     rows = []
-    for row in campaign_history(process):
-        force_std = row['force_std']
+    for record in campaign_history(process):
+        force_std = np.asarray(record.force_std_ev_per_ang)  # eV/Å, one value per explored MD frame
+        error = record.heldout_force_rmse_mev_per_ang
         rows.append(
             [
-                row['generation'],
-                row['campaign'],
-                row['n_models'],
-                f'{row["n_md"]} ({row["n_md_failed"]} failed)',
-                row['n_frames'],
+                record.generation,
+                record.campaign_pk,
+                record.n_models,
+                f'{record.n_md_runs} ({record.n_md_failed} failed)',
+                len(force_std),
                 f'{force_std.mean():.3f}/{force_std.max():.3f}' if len(force_std) else '-',
-                '-' if row['accurate_fraction'] is None else f'{row["accurate_fraction"]:.0%}',
-                row['counts'].get('candidate', '-'),
-                row['n_selected'],
-                f'{row["n_labelled"]} ({row["n_label_failed"]} failed)',
-                row['dataset_size'] or '-',
-                '-' if row['heldout_forces_rmse'] is None else f'{row["heldout_forces_rmse"]:.1f}',
+                '-' if record.accurate_fraction is None else f'{record.accurate_fraction:.0%}',
+                record.counts.get('candidate', '-'),
+                record.n_selected,
+                f'{record.n_labelled} ({record.n_label_failed} failed)',
+                record.dataset_size or '-',
+                '-' if error is None else f'{error:.1f}',
             ]
         )
     echo.echo(f'Campaign {process.pk}: {process.process_state.value}, exit status {process.exit_status}')
@@ -111,7 +116,7 @@ def campaign_show(process):
 @decorators.with_dbenv()
 def campaign_export(process, output, force):
     """Write the final committee, datasets, summary.json and PNG plots to a directory."""
-    from aiida_les.campaign import export_campaign
+    from workchains.active_learning.export import export_campaign
 
     _require_campaign(process)
     directory = output or pathlib.Path(f'campaign_{process.pk}')
@@ -157,7 +162,7 @@ def campaign_extend(process, label_budget, max_generations, run_here, use_cache,
     """
     from aiida.plugins import WorkflowFactory
 
-    from aiida_les.campaign import campaign_state
+    from workchains.active_learning.state import campaign_state
 
     _require_campaign(process)
     if not process.is_terminated and not force:
@@ -193,7 +198,7 @@ def campaign_extend(process, label_budget, max_generations, run_here, use_cache,
 
 def _require_campaign(process) -> None:
     """Stop with a one-line message unless ``process`` is an ``les.active_learning`` campaign."""
-    from aiida_les.campaign.history import is_campaign
+    from workchains.active_learning.history import is_campaign
 
     if not is_campaign(process):
         label = process.process_label or type(process).__name__

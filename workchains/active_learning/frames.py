@@ -12,6 +12,7 @@ from aiida import orm
 from aiida_les.calculations.functions.extract_frames import extract_frames
 from aiida_les.data.dataset import LesDatasetData
 from aiida_les.provenance import origin as o
+from workchains.active_learning.links import EXTRACT, generation_link
 from workchains.label.functions import frame_key
 
 __all__ = ('extract_selected', 'labels_not_trained_on')
@@ -36,7 +37,7 @@ def extract_selected(
             extract_frames(
                 trajectory=trajectories[label],
                 frames=orm.Dict(frames),
-                metadata={'call_link_label': f'generation_{generation:02d}_extract_{label}'},
+                metadata={'call_link_label': generation_link(generation, EXTRACT, label)},
             )
         )
     return structures

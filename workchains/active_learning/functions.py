@@ -9,6 +9,7 @@ from aiida.engine import calcfunction
 from aiida_les.data.dataset import LesDatasetData
 from aiida_les.provenance import origin as o
 from aiida_les.selection import perturbed_copies
+from workchains.active_learning.record import GenerationRecord
 
 
 @calcfunction
@@ -66,17 +67,19 @@ def split_dataset(dataset: LesDatasetData, parameters: orm.Dict) -> dict[str, Le
 
 @calcfunction
 def summarise_campaign(stop_reason: orm.Str, final_models: orm.Dict | None = None, **generations: orm.Dict) -> orm.Dict:
-    """Collect the per-generation statistics (``generation_00`` ...) and the reason the campaign stopped.
+    """Collect the per-generation records (``generation_00`` ..., stored :class:`.GenerationRecord`) and the reason the
+    campaign stopped.
 
     :param final_models: what the final committee was trained on (``training_dataset_uuid``,
         ``n_frames_trained_on``) and the labelling-job UUIDs of the labels it has not seen.
     """
     rows = [generations[key].get_dict() for key in sorted(generations)]
+    records = [GenerationRecord.from_stored(row) for row in rows]
     summary = {
         'stop_reason': stop_reason.value,
         'n_generations': len(rows),
-        'n_labels_added': int(sum(row.get('n_labelled', 0) for row in rows)),
-        'n_generations_without_labels': int(sum(bool(row.get('no_labels_added')) for row in rows)),
+        'n_labels_added': sum(record.n_labelled for record in records),
+        'n_generations_without_labels': sum(bool(record.no_labels_added) for record in records),
         'generations': rows,
     }
     if final_models is not None:

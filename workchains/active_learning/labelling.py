@@ -16,6 +16,7 @@ from aiida.plugins import WorkflowFactory
 from aiida_les.calculations.functions.merge_datasets import merge_datasets
 from aiida_les.data.dataset import LesDatasetData
 from workchains.active_learning.functions import generate_initial_frames, split_dataset
+from workchains.active_learning.links import INITIAL_FRAMES, INITIAL_LABELS, SPLIT_INITIAL, generation_link
 
 __all__ = ('CampaignLabellingMixin',)
 
@@ -34,10 +35,10 @@ class CampaignLabellingMixin:
         keys = ('n_initial_copies', 'rattle', 'max_strain', 'seed', 'total_charges', 'multiplicities')
         settings = orm.Dict({key: self.ctx.parameters[key] for key in keys})
         frames = generate_initial_frames(
-            parameters=settings, **self.inputs.structures, metadata={'call_link_label': 'initial_frames'}
+            parameters=settings, **self.inputs.structures, metadata={'call_link_label': INITIAL_FRAMES}
         )
         self.report(f'labelling {frames.n_structures} initial frames (seeds + perturbed copies)')
-        return ToContext(initial_labels=self._submit_label(frames, 'initial_labels'))
+        return ToContext(initial_labels=self._submit_label(frames, INITIAL_LABELS))
 
     def inspect_initial_labels(self):
         """Split the labelled initial frames into training and held-out sets."""
@@ -45,11 +46,11 @@ class CampaignLabellingMixin:
         if not labels.is_finished_ok:
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_LABEL.format(message=f'initial labels, pk {labels.pk}')
         dataset = labels.outputs.labelled
-        self.ctx.labels_used += dataset.n_structures
+        self.ctx.n_initial_labels = dataset.n_structures
         split = split_dataset(
             dataset,
             orm.Dict({'n_validation': self.ctx.parameters.n_validation, 'seed': self.ctx.parameters.seed}),
-            metadata={'call_link_label': 'split_initial'},
+            metadata={'call_link_label': SPLIT_INITIAL},
         )
         self.ctx.dataset, self.ctx.validation_dataset = split['train'], split['validation']
         self.report(
@@ -71,7 +72,7 @@ class CampaignLabellingMixin:
 
     def label_candidates(self):
         """Label the selected frames with the campaign's (single) level of theory."""
-        label = f'generation_{self.ctx.generation:02d}_label'
+        label = generation_link(self.ctx.generation, 'label')
         charges = sorted({int(atoms.info.get('total_charge', 0)) for atoms in self.ctx.candidates.get_ase()})
         self.report(
             f'generation {self.ctx.generation}: labelling {self.ctx.candidates.n_structures} selected frames at total '
@@ -80,37 +81,35 @@ class CampaignLabellingMixin:
         return ToContext(labels=self._submit_label(self.ctx.candidates, label, self.ctx.candidate_structures))
 
     def inspect_labels(self):
-        """Merge the new labels into the dataset; failed labels are excluded with their reasons (label report)."""
+        """Merge the new labels into the dataset; failed labels are excluded with their reasons (label report).
+
+        The generation's record (:meth:`check_convergence`) reads the labels and their failures back from these steps.
+        """
         node = self.ctx.labels
-        report = node.outputs.report.get_dict() if 'report' in node.outputs else {}
-        self.ctx.current['n_label_failed'] = report.get('n_failed', 0)
-        self.ctx.current['label_failures'] = report.get('failures', report.get('excluded', []))
         if not node.is_finished_ok:
-            self._warn_no_labels(node, report)
+            self._warn_no_labels(node)
             return
         labelled = node.outputs.labelled
         self.ctx.unlabelled_generations = 0
-        self.ctx.labels_used += labelled.n_structures
         self.ctx.dataset = merge_datasets(
             dataset_0=self.ctx.dataset,
             dataset_1=labelled,
-            metadata={'call_link_label': f'generation_{self.ctx.generation:02d}_merge'},
+            metadata={'call_link_label': generation_link(self.ctx.generation, 'merge')},
         )
-        self.ctx.current['n_labelled'] = labelled.n_structures
         self.report(
             f'generation {self.ctx.generation}: {labelled.n_structures} labels added, dataset now '
             f'{self.ctx.dataset.n_structures} frames'
         )
         return
 
-    def _warn_no_labels(self, node, report: dict) -> None:
+    def _warn_no_labels(self, node) -> None:
         """A generation whose selected frames were all refused or failed: a warning, counted by the stopping rule."""
-        self.ctx.current['n_labelled'] = 0
         self.ctx.unlabelled_generations += 1
-        reasons = sorted({str(item.get('reason', '?'))[:120] for item in self.ctx.current['label_failures']})
+        report = node.outputs.report.get_dict() if 'report' in node.outputs else {}
+        reasons = sorted({str(item.get('reason', '?'))[:120] for item in report.get('failures', [])})
         self.logger.warning(
-            f'generation {self.ctx.generation}: none of the {self.ctx.current["n_selected"]} selected frames could be '
-            f'labelled ({node.process_label}<{node.pk}> exit {node.exit_status}); no labels added. Reasons: '
+            f'generation {self.ctx.generation}: none of the {self.ctx.candidates.n_structures} selected frames could '
+            f'be labelled ({node.process_label}<{node.pk}> exit {node.exit_status}); no labels added. Reasons: '
             f'{"; ".join(reasons) or node.exit_message}'
         )
 

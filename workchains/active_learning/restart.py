@@ -1,7 +1,7 @@
 """Continue a killed campaign or extend a finished one: ``get_builder_restart`` and the checks of ``restart`` inputs.
 
 A continuation is a new ``les.active_learning`` run that starts from what the previous campaign left (see
-:mod:`aiida_les.campaign.restart`): its dataset, held-out set and committee become the new run's ``dataset``,
+:mod:`workchains.active_learning.state`): its dataset, held-out set and committee become the new run's ``dataset``,
 ``validation_dataset`` and ``restart.models``; its generation counter, labels used and per-generation statistics go
 into ``restart.state``, so numbering, the stopping rule and the summary continue where it stopped. No seed or earlier
 structure is labelled again. The labelling inputs must give the level of theory the dataset was labelled at.
@@ -14,6 +14,7 @@ import math
 from aiida import orm
 
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS
+from workchains.active_learning.state import campaign_state
 
 __all__ = (
     'check_level_of_theory',
@@ -46,8 +47,6 @@ def get_builder_restart(
     :raises ValueError: if ``previous`` is not a campaign, a finished campaign gets no extra budget or generations,
         nothing would be left to run, or the labelling inputs give another level of theory.
     """
-    from aiida_les.campaign import campaign_state
-
     state = campaign_state(previous)
     for name, value in (('extra_label_budget', extra_label_budget), ('extra_generations', extra_generations)):
         if value is not None and value < 1:

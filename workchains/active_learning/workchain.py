@@ -6,8 +6,11 @@ temperature with the committee (``les.md.base``), stopping a trajectory when its
 levels, deduplicated and diverse, under the per-generation budget (``select_structures``) -> label them
 (``les.label``) -> merge them into the dataset (``merge_datasets``) -> apply the stopping rule. Every dataset
 transformation is a calcfunction, so the provenance graph shows which label entered which model; every frame also
-carries its origin and labelling job (:mod:`aiida_les.provenance.origin`). Seeds keep their total charge and spin
-multiplicity (``total_charges``, ``multiplicities``) through the MD, the selection and the labels.
+carries its origin and labelling job (:mod:`aiida_les.provenance.origin`). Each generation's record
+(:class:`~workchains.active_learning.record.GenerationRecord`, a row of the ``summary``) is read back from its steps in
+the provenance graph, as continuations and ``aiida-les campaign show`` read it; the steps' call-link labels are those
+of :mod:`workchains.active_learning.links`. Seeds keep their total charge and spin multiplicity (``total_charges``,
+``multiplicities``) through the MD, the selection and the labels.
 
 The final committee is the one trained in the last generation: the labels that generation added are in the
 ``dataset`` output but not in the models, and the summary (``final_models``) and the report name them.
@@ -23,12 +26,15 @@ from aiida.plugins import CalculationFactory, DataFactory, WorkflowFactory
 from aiida_les.calculations.functions.select_structures import select_structures
 from aiida_les.data.dataset import LesDatasetData
 from aiida_les.provenance import origin as o
-from aiida_les.selection import evaluate_stopping_rule
 from workchains.active_learning.frames import extract_selected, labels_not_trained_on
 from workchains.active_learning.functions import summarise_campaign
+from workchains.active_learning.history import generation_children, generation_record
 from workchains.active_learning.labelling import CampaignLabellingMixin
+from workchains.active_learning.links import SUMMARY, generation_link
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS, validate_parameters
+from workchains.active_learning.record import GenerationRecord, count_labels_used
 from workchains.active_learning.restart import validate_continuation
+from workchains.active_learning.stopping import evaluate_stopping_rule
 from workchains.active_learning.validation import (
     check_dataset_levels,
     check_dataset_species,
@@ -175,12 +181,11 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
     def setup(self):
         """Fix the settings, the starting datasets and the counters."""
         self.ctx.parameters = AttributeDict({**DEFAULT_PARAMETERS, **self.inputs.parameters.get_dict()})
-        self.ctx.generation = 0
-        self.ctx.labels_used = 0
+        self.ctx.generation = self.ctx.first_generation = 0
+        self.ctx.labels_before = 0  # by the campaigns this one continues
+        self.ctx.n_initial_labels = 0
         self.ctx.stop_reason = None
-        self.ctx.statistics = []
-        self.ctx.accurate_fractions = []
-        self.ctx.force_errors = []
+        self.ctx.statistics = []  # stored GenerationRecords, those of the continued campaigns first
         self.ctx.unlabelled_generations = 0  # consecutive generations whose selected frames all failed to label
         if 'dataset' in self.inputs:
             self.ctx.dataset = self.inputs.dataset
@@ -195,14 +200,12 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
 
     def _continue(self, state: dict, models: dict):
         """Take the counters, history and committee of the campaign this run continues."""
-        self.ctx.generation = int(state['generation'])
-        self.ctx.labels_used = int(state['labels_used'])
-        self.ctx.statistics = list(state['statistics'])
+        self.ctx.generation = self.ctx.first_generation = int(state['generation'])
+        self.ctx.labels_before = int(state['labels_used'])
         # The stopping rule looks back `patience` generations, across the continuation too.
-        self.ctx.accurate_fractions = [row.get('accurate_fraction') or 0.0 for row in self.ctx.statistics]
-        self.ctx.force_errors = [row.get('heldout_forces_rmse_eV_per_A') for row in self.ctx.statistics]
-        for row in reversed(self.ctx.statistics):
-            if not row.get('no_labels_added'):
+        self.ctx.statistics = list(state['statistics'])
+        for record in reversed(self._records()):
+            if not record.no_labels_added:
                 break
             self.ctx.unlabelled_generations += 1
         if models:
@@ -210,8 +213,23 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         reused = '; '.join(state.get('reused', [])) or 'its dataset'
         self.report(
             f'continuing campaign {state.get("previous_pk", state["previous_campaign"])} at generation '
-            f'{self.ctx.generation} with {self.ctx.labels_used} labels used; reused {reused}'
+            f'{self.ctx.generation} with {self._labels_used()} labels used; reused {reused}'
         )
+
+    def _records(self) -> list[GenerationRecord]:
+        """The records of the generations done, those of the campaigns this one continues first."""
+        return [GenerationRecord.from_stored(row) for row in self.ctx.statistics]
+
+    def _labels_used(self, records: list[GenerationRecord] | None = None) -> int:
+        """DFT labels used by this campaign and those it continues, up to ``records`` (default: generations done)."""
+        records = self._records() if records is None else records
+        own = [record for record in records if record.generation >= self.ctx.first_generation]
+        return count_labels_used(self.ctx.labels_before, self.ctx.n_initial_labels, own)
+
+    def _generation_record(self) -> GenerationRecord:
+        """The current generation's record, read from its steps in the provenance graph as restarts read it."""
+        steps = generation_children(self.node).get(self.ctx.generation, {})
+        return generation_record(self.ctx.generation, steps, self.node.pk)
 
     def should_run_generation(self):
         """Go on until the stopping rule says stop."""
@@ -233,7 +251,7 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
                 inputs.train.validation_dataset = self.ctx.validation_dataset
             if previous and self.ctx.parameters.warm_start:
                 inputs.train.parent_model = previous[member]
-            inputs.metadata = {'call_link_label': f'generation_{generation:02d}_train_{member}'}
+            inputs.metadata = {'call_link_label': generation_link(generation, 'train', member)}
             self.to_context(trainings=append_(self.submit(LesTrainBaseWorkChain, **inputs)))
         self.report(
             f'generation {generation}: training {self.ctx.parameters.committee_size} models on '
@@ -279,7 +297,8 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
                 )
                 config['seed'] = int(self.ctx.parameters.seed) + 1000 * generation + len(self.ctx.explorations)
                 inputs.md.config = orm.Dict(config)
-                inputs.metadata = {'call_link_label': f'generation_{generation:02d}_md_{label}_{int(temperature)}K'}
+                link = generation_link(generation, 'md', f'{label}_{int(temperature)}K')
+                inputs.metadata = {'call_link_label': link}
                 self.ctx.exploration_origins.append(
                     {o.GENERATION: generation, o.TEMPERATURE: float(temperature), o.SEED: label}
                 )
@@ -287,7 +306,7 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         inputs = AttributeDict(self.exposed_inputs(LesEvaluateCalculation, namespace='evaluate'))
         inputs.dataset = self.ctx.validation_dataset
         inputs.models = models
-        inputs.metadata.call_link_label = f'generation_{generation:02d}_evaluate'
+        inputs.metadata.call_link_label = generation_link(generation, 'evaluate')
         self.report(f'generation {generation}: {len(self.ctx.explorations)} MD runs and the held-out evaluation')
         return ToContext(evaluation=self.submit(LesEvaluateCalculation, **inputs))
 
@@ -304,26 +323,17 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         stopped = sum(bool(node.outputs.output_parameters.get('stopped_by_uncertainty')) for node in finished)
         if not self.ctx.evaluation.is_finished_ok:
             return self.exit_codes.ERROR_SUB_PROCESS_FAILED_EVALUATE
-        errors = self.ctx.evaluation.outputs.metrics.get('errors', {})
-        force_rmse = errors.get('forces_rmse')  # meV/Å, as les-eval writes it
-        self.ctx.force_error = None if force_rmse is None else float(force_rmse) / 1000.0
-        self.ctx.current = {
-            'generation': self.ctx.generation,
-            'n_md_runs': len(self.ctx.explorations),
-            'n_md_failed': failed,
-            'n_md_stopped_by_uncertainty': stopped,
-            'heldout_forces_rmse_eV_per_A': self.ctx.force_error,
-            'heldout_energy_rmse_meV_per_atom': errors.get('energy_per_atom_rmse'),
-        }
+        record = self._generation_record()
+        self.ctx.force_error = record.heldout_force_rmse_ev_per_ang
         self.report(
             f'generation {self.ctx.generation}: {len(finished)} trajectories ({failed} failed, {stopped} stopped by '
-            f'uncertainty); held-out force RMSE {significant(force_rmse)} meV/Å'
+            f'uncertainty); held-out force RMSE {significant(record.heldout_force_rmse_mev_per_ang)} meV/Å'
         )
         return None
 
     def select(self):
         """Pick frames to label from all trajectories (calcfunction: the choice is in the provenance graph)."""
-        remaining = self.ctx.parameters.label_budget - self.ctx.labels_used
+        remaining = self.ctx.parameters.label_budget - self._labels_used()
         budget = max(0, min(self.ctx.parameters.labels_per_generation, remaining))
         p = self.ctx.parameters
         parameters = {'trust_lower': p.trust_lower, 'trust_upper': p.trust_upper, 'budget': budget}
@@ -337,7 +347,7 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
             parameters=orm.Dict(parameters),
             reference=self.ctx.dataset,
             **self.ctx.trajectories,
-            metadata={'call_link_label': f'generation_{self.ctx.generation:02d}_select'},
+            metadata={'call_link_label': generation_link(self.ctx.generation, 'select')},
         )
         report = result['report'].get_dict()
         self.ctx.candidates = result.get('selected')
@@ -345,24 +355,22 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
             self.ctx.candidate_structures = extract_selected(
                 report['selected_sources'], self.ctx.trajectories, self.ctx.generation
             )
-        self.ctx.accurate_fractions.append(float(report['accurate_fraction']))
-        self.ctx.current.update({key: report.get(key) for key in ('n_frames', 'accurate_fraction', 'counts')})
-        self.ctx.current['n_selected'] = 0 if self.ctx.candidates is None else self.ctx.candidates.n_structures
+        n_selected = 0 if self.ctx.candidates is None else self.ctx.candidates.n_structures
         self.report(
             f'generation {self.ctx.generation}: {report["n_frames"]} frames explored, accurate fraction '
-            f'{report["accurate_fraction"]:.1%}, counts {report["counts"]}, selected {self.ctx.current["n_selected"]}'
+            f'{report["accurate_fraction"]:.1%}, counts {report["counts"]}, selected {n_selected}'
         )
 
     def check_convergence(self):
         """Apply the stopping rule and report every criterion."""
         p = self.ctx.parameters
-        self.ctx.force_errors.append(self.ctx.force_error)
-        self.ctx.current.setdefault('n_labelled', 0)
-        self.ctx.current['no_labels_added'] = self.ctx.current['n_selected'] > 0 and self.ctx.current['n_labelled'] == 0
+        record = self._generation_record()
+        record.no_labels_added = record.n_selected > 0 and record.n_labelled == 0
+        records = [*self._records(), record]
         decision = evaluate_stopping_rule(
-            self.ctx.accurate_fractions,
-            self.ctx.force_errors,
-            self.ctx.labels_used,
+            [done.accurate_fraction or 0.0 for done in records],
+            [done.heldout_force_rmse_ev_per_ang for done in records],
+            self._labels_used(records),
             p.label_budget,
             self.ctx.generation,
             p.max_generations,
@@ -371,8 +379,8 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
             force_error_target=p.force_error_target,
             unlabelled_generations=self.ctx.unlabelled_generations,
         )
-        self.ctx.current['stopping'] = decision.message
-        self.ctx.statistics.append(self.ctx.current)
+        record.stopping = decision.message
+        self.ctx.statistics.append(record.stored())
         self.report(decision.message)
         if decision.stop:
             self.ctx.stop_reason = decision.reason
@@ -390,13 +398,13 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
             stop_reason=orm.Str(self.ctx.stop_reason),
             final_models=orm.Dict(final_models),
             **generations,
-            metadata={'call_link_label': 'summary'},
+            metadata={'call_link_label': SUMMARY},
         )
         self.out('summary', summary)
         self.report(f'campaign finished after {self.ctx.generation} generation(s): {self.ctx.stop_reason}')
-        ran = [row for row in self.ctx.statistics if 'no_labels_added' in row]
-        if self.ctx.stop_reason == 'labels_refused' or (ran and all(row['no_labels_added'] for row in ran)):
-            generations = ', '.join(str(row['generation']) for row in ran if row['no_labels_added'])
+        ran = [record for record in self._records() if record.no_labels_added is not None]  # not rebuilt rows
+        if self.ctx.stop_reason == 'labels_refused' or (ran and all(record.no_labels_added for record in ran)):
+            generations = ', '.join(str(record.generation) for record in ran if record.no_labels_added)
             return self.exit_codes.ERROR_NO_LABELS_ADDED.format(message=f'generation(s) {generations}')
         return None
 

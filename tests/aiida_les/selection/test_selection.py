@@ -1,11 +1,10 @@
-"""Tests for the active-learning selection logic (descriptors, trust window, FPS, dedup, stopping rule)."""
+"""Tests for the active-learning selection logic (descriptors, trust window, FPS, dedup, initial frames)."""
 
 import numpy as np
 import pytest
 from ase.build import bulk, molecule
 
 from aiida_les.selection import (
-    evaluate_stopping_rule,
     farthest_point_sampling,
     perturbed_copies,
     select_candidates,
@@ -79,27 +78,6 @@ def test_bad_selection_input(kwargs, message):
     arguments = {'lower': 0.1, 'upper': 1.0, 'budget': 1, **kwargs}
     with pytest.raises(ValueError, match=message):
         select_candidates(np.array([0.2]), np.zeros((1, 1)), **arguments)
-
-
-def test_stopping_rule_reasons():
-    converged = evaluate_stopping_rule([0.5, 0.97, 0.99], [None, 0.2, 0.05], 10, 100, 2, 10)
-    assert converged.stop
-    assert converged.reason == 'converged'
-    assert 'accurate fraction 99.0%' in converged.message
-    # High accurate fraction but held-out error too large: go on.
-    assert not evaluate_stopping_rule([0.97, 0.99], [0.3, 0.3], 10, 100, 1, 10).stop
-    assert evaluate_stopping_rule([0.1], [0.5], 100, 100, 0, 10).reason == 'label_budget'
-    assert evaluate_stopping_rule([0.1, 0.2], [0.5, 0.4], 10, 100, 1, 2).reason == 'max_generations'
-
-
-def test_stopping_rule_counts_generations_without_labels():
-    """Generations whose selected frames could all not be labelled count; `patience` of them in a row stop it."""
-    going_on = evaluate_stopping_rule([0.1, 0.2], [0.5, 0.4], 10, 100, 1, 10, patience=2, unlabelled_generations=1)
-    assert not going_on.stop
-    assert '1 generation(s) in a row with no label added' in going_on.message
-    stopped = evaluate_stopping_rule([0.1, 0.2], [0.5, 0.4], 10, 100, 1, 10, patience=2, unlabelled_generations=2)
-    assert (stopped.stop, stopped.reason) == (True, 'labels_refused')
-    assert stopped.message.endswith('stopped: the selected frames cannot be labelled')
 
 
 def test_perturbed_copies():

@@ -42,17 +42,6 @@ def assert_refused_before_launch(launch, match: str) -> None:
 
 
 @pytest.fixture
-def campaign_codes(fixture_code):
-    """Codes of a campaign; nothing runs, so the executables only need to exist."""
-    return {
-        'train': fixture_code('les.train', 'les-train'),
-        'md': fixture_code('les.md', 'les-md'),
-        'evaluate': fixture_code('les.evaluate', 'les-eval'),
-        'label': fixture_code('les.cp2k', 'les-cp2k'),
-    }
-
-
-@pytest.fixture
 def launch_campaign(campaign_codes):
     """Return ``launch(seed_atoms, protocol, overrides, **kwargs)``: build the campaign builder and ``run`` it."""
 

@@ -22,9 +22,8 @@ from aiida.manage import get_manager
 from aiida.manage.caching import enable_caching
 from aiida.plugins import WorkflowFactory
 
-from aiida_les.campaign import campaign_history, campaign_state
-from aiida_les.campaign.history import find_campaigns, generation_children
-from aiida_les.campaign.restart import INTERRUPTED
+from workchains.active_learning.history import campaign_history, find_campaigns, generation_children
+from workchains.active_learning.state import INTERRUPTED, campaign_state
 
 pytestmark = [
     pytest.mark.slow,
@@ -152,5 +151,5 @@ def _check_continuation(killed: orm.WorkChainNode) -> None:
     assert [row['generation'] for row in rows] == [0, 1]
     assert rows[0]['stopping'] == INTERRUPTED
     assert rows[0]['n_labelled'] == merge.outputs.result.n_structures - 2
-    assert [row['campaign'] for row in campaign_history(continued)] == [killed.pk, continued.pk]
+    assert [record.campaign_pk for record in campaign_history(continued)] == [killed.pk, continued.pk]
     assert continued.outputs.dataset.n_structures == merge.outputs.result.n_structures + rows[1]['n_labelled']

@@ -14,7 +14,6 @@ from aiida.common.warnings import AiidaDeprecationWarning
 from aiida.engine import run_get_node
 from click.testing import CliRunner
 
-from aiida_les.campaign import campaign_history, export_campaign
 from aiida_les.provenance.queries import (
     CP2K_PROCESS_TYPE,
     dft_jobs_of_model,
@@ -22,6 +21,8 @@ from aiida_les.provenance.queries import (
     frame_origin,
     training_dataset_of_model,
 )
+from workchains.active_learning.export import export_campaign
+from workchains.active_learning.history import campaign_history
 
 pytestmark = pytest.mark.skipif(shutil.which('cp2k.psmp') is None, reason='CP2K (cp2k.psmp) is not installed')
 
@@ -55,8 +56,8 @@ def test_fast_campaign(demo, codes, tmp_path, run_aiida_les):
     assert len(results['models']) == 2
 
     history = campaign_history(node)
-    assert history[0]['n_models'] == 2
-    assert history[0]['n_frames'] > 0
+    assert history[0].n_models == 2
+    assert history[0].n_frames > 0
     written = export_campaign(node, tmp_path / 'export')
     for key in ('summary', 'dataset', 'learning_curve', 'error_vs_labels', 'uncertainty'):
         assert written[key].stat().st_size > 0

@@ -8,7 +8,7 @@ import pytest
 from aiida import orm
 from aiida.engine import run_get_node
 
-from aiida_les.campaign import campaign_history
+from workchains.active_learning.history import campaign_history
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,7 +50,7 @@ def test_extend_finished_campaign(demo, codes, run_aiida_les):
     assert not any(label.startswith(('initial_', 'split_', 'generation_00')) for label in called), called
     assert any(label.startswith('generation_01_train') for label in called)
     history = campaign_history(second)
-    assert [(row['generation'], row['campaign']) for row in history] == [(0, first.pk), (1, second.pk)]
+    assert [(row.generation, row.campaign_pk) for row in history] == [(0, first.pk), (1, second.pk)]
     shown = run_aiida_les('campaign', 'show', second.pk)
     assert f'Continues campaign {first.pk}' in shown.output
     logs = ' '.join(log.message for log in orm.Log.collection.get_logs_for(second))

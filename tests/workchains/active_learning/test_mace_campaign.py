@@ -17,17 +17,6 @@ from workchains.train.base import LesTrainBaseWorkChain
 pytest.importorskip('mace')
 
 
-@pytest.fixture
-def campaign_codes(fixture_code):
-    """Codes of a campaign; nothing runs, so the executables only need to exist."""
-    return {
-        'train': fixture_code('les.train', 'les-train'),
-        'md': fixture_code('les.md', 'les-md'),
-        'evaluate': fixture_code('les.evaluate', 'les-eval'),
-        'label': fixture_code('les.cp2k', 'les-cp2k'),
-    }
-
-
 def _water():
     atoms = molecule('H2O')
     atoms.center(vacuum=4.0)

@@ -14,16 +14,10 @@ from aiida.plugins import DataFactory, WorkflowFactory
 
 
 def test_all_labels_refused_warns_stops_and_exits_405(
-    fixture_code, generate_structure, generate_dataset, generate_workchain
+    campaign_codes, generate_structure, generate_dataset, generate_workchain
 ):
-    codes = {
-        'train': fixture_code('les.train', 'les-train'),
-        'md': fixture_code('les.md', 'les-md'),
-        'evaluate': fixture_code('les.evaluate', 'les-eval'),
-        'label': fixture_code('les.cp2k', 'les-cp2k'),
-    }
     builder = WorkflowFactory('les.active_learning').get_builder_from_protocol(
-        codes, {'nacl': generate_structure('NaCl')}, protocol='fast'
+        campaign_codes, {'nacl': generate_structure('NaCl')}, protocol='fast'
     )
     process = generate_workchain('les.active_learning', builder._inputs(prune=True))
     process.setup()
@@ -33,8 +27,20 @@ def test_all_labels_refused_warns_stops_and_exits_405(
     model_class = DataFactory('les.model')
     process.ctx.models = [model_class(io.BytesIO(b'model %d' % i), model_config={}).store() for i in range(2)]
     process.ctx.trained_on = dataset
-    process.ctx.accurate_fractions, process.ctx.force_error = [0.2], 0.4
-    process.ctx.current = {'generation': 0, 'n_selected': 3}
+    process.ctx.force_error = 0.4
+
+    # The generation's selection, which the campaign's record reads back from the graph: 3 frames selected.
+    select = orm.CalcFunctionNode()
+    select.set_process_state(ProcessState.FINISHED)
+    select.set_exit_status(0)
+    select.base.links.add_incoming(process.node, LinkType.CALL_CALC, 'generation_00_select')
+    select.store()
+    selected = generate_dataset(3, seed=20)
+    selection = {'n_frames': 10, 'accurate_fraction': 0.2, 'counts': {'accurate': 2, 'candidate': 8}}
+    for name, output in (('report', orm.Dict(selection)), ('selected', selected)):
+        output.base.links.add_incoming(select, LinkType.CREATE, name)
+        output.store()
+    process.ctx.candidates = selected
 
     # The les.label child: every frame refused, so it failed with 410 and a report of the reasons.
     label = orm.WorkflowNode()

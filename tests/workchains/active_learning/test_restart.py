@@ -6,10 +6,10 @@ import pytest
 from aiida import orm
 from aiida.plugins import WorkflowFactory
 
-from aiida_les.campaign import campaign_history, campaign_state
-from aiida_les.campaign.restart import INTERRUPTED
+from workchains.active_learning.history import campaign_history
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS
 from workchains.active_learning.restart import check_restart
+from workchains.active_learning.state import INTERRUPTED, campaign_state
 
 LesActiveLearningWorkChain = WorkflowFactory('les.active_learning')
 
@@ -63,17 +63,13 @@ def test_budget_used_up_is_refused(generate_campaign_node):
         LesActiveLearningWorkChain.get_builder_restart(previous, extra_generations=1)
 
 
-def test_other_level_of_theory_is_refused(generate_campaign_node, generate_workchain, fixture_code, generate_structure):
+def test_other_level_of_theory_is_refused(
+    generate_campaign_node, generate_workchain, campaign_codes, generate_structure
+):
     """Labels of another protocol cannot join the dataset: the builder and the workchain both say why."""
     previous = generate_campaign_node(complete=1)
-    codes = {
-        'train': fixture_code('les.train', 'les-train'),
-        'md': fixture_code('les.md', 'les-md'),
-        'evaluate': fixture_code('les.evaluate', 'les-eval'),
-        'label': fixture_code('les.cp2k', 'les-cp2k'),
-    }
     balanced = LesActiveLearningWorkChain.get_builder_from_protocol(
-        codes, {'nacl': generate_structure('NaCl')}, protocol='balanced'
+        campaign_codes, {'nacl': generate_structure('NaCl')}, protocol='balanced'
     )
     level = previous.outputs.dataset.level_of_theory
     assert level.startswith('cp2k/fast/')
@@ -122,19 +118,13 @@ def test_continue_killed_campaign(generate_campaign_node, generate_workchain):
 
     # The continuation's history starts with the killed campaign's complete generation.
     history = campaign_history(node)
-    assert [(entry['generation'], entry['campaign']) for entry in history] == [(0, previous.pk)]
+    assert [(entry.generation, entry.campaign_pk) for entry in history] == [(0, previous.pk)]
 
 
-def test_killed_before_initial_split_starts_again(generate_workchain, fixture_code, generate_structure):
+def test_killed_before_initial_split_starts_again(generate_workchain, campaign_codes, generate_structure):
     """Nothing finished to reuse: the builder is the original campaign again (caching can reuse its labels)."""
-    codes = {
-        'train': fixture_code('les.train', 'les-train'),
-        'md': fixture_code('les.md', 'les-md'),
-        'evaluate': fixture_code('les.evaluate', 'les-eval'),
-        'label': fixture_code('les.cp2k', 'les-cp2k'),
-    }
     original = LesActiveLearningWorkChain.get_builder_from_protocol(
-        codes, {'nacl': generate_structure('NaCl')}, protocol='fast'
+        campaign_codes, {'nacl': generate_structure('NaCl')}, protocol='fast'
     )
     previous = generate_workchain('les.active_learning', original._inputs(prune=True)).node
     builder = LesActiveLearningWorkChain.get_builder_restart(previous)

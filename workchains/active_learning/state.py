@@ -16,11 +16,11 @@ import dataclasses
 from aiida import orm
 from aiida.common.links import LinkType
 
-from aiida_les.campaign.history import generation_children, is_campaign, restart_state
+from workchains.active_learning.history import generation_children, generation_record, is_campaign, restart_state
+from workchains.active_learning.links import SPLIT_INITIAL
+from workchains.active_learning.record import INTERRUPTED, GenerationRecord, count_labels_used
 
-__all__ = ('CampaignState', 'campaign_state')
-
-INTERRUPTED = 'not evaluated: the campaign was interrupted; row rebuilt from the provenance graph'
+__all__ = ('INTERRUPTED', 'CampaignState', 'campaign_state')
 
 
 @dataclasses.dataclass
@@ -30,7 +30,8 @@ class CampaignState:
     :param campaign: the campaign node it was read from.
     :param generation: the next generation to run (0-based; the generations before it are done).
     :param labels_used: DFT labels the lineage of campaigns has spent so far, initial frames included.
-    :param statistics: one summary row per generation done, oldest first (the format of the ``summary`` output).
+    :param statistics: one stored :class:`~workchains.active_learning.record.GenerationRecord` per generation done,
+        oldest first (as the ``summary`` output holds them).
     :param dataset: the training set after the last complete generation, or None when nothing was labelled yet.
     :param validation_dataset: the held-out DFT set, or None.
     :param models: the committee trained in the last complete generation (``member_<i>`` -> LesModelData), or empty.
@@ -73,16 +74,17 @@ def campaign_state(node: orm.WorkChainNode) -> CampaignState:
         kind = getattr(node, 'process_label', None) or type(node).__name__
         raise ValueError(f'Node {node.pk} is a {kind}, not a les.active_learning campaign; cannot continue it.')
     state = _from_inputs(node)
-    _add_initial_split(node, state)
-    done = []
-    for generation, kinds in sorted(generation_children(node).items()):
-        if not _complete(kinds):
+    before, n_initial = state.labels_used, _add_initial_split(node, state)
+    records = []
+    for generation, steps in sorted(generation_children(node).items()):
+        if not _complete(steps):
             interrupted = generation
             break
-        _add_generation(generation, kinds, state)
-        done.append(generation)
+        records.append(_add_generation(generation, steps, node.pk, state))
     else:
         interrupted = None
+    state.labels_used = count_labels_used(before, n_initial, records)
+    done = [record.generation for record in records]
     if done:
         state.reused.append(
             f'generation{"s" if len(done) > 1 else ""} {_span(done)}: dataset<{state.dataset.pk}> of '
@@ -125,15 +127,16 @@ def _from_inputs(node: orm.WorkChainNode) -> CampaignState:
     return state
 
 
-def _add_initial_split(node: orm.WorkChainNode, state: CampaignState) -> None:
-    links = node.base.links.get_outgoing(link_type=LinkType.CALL_CALC, link_label_filter='split_initial').all()
+def _add_initial_split(node: orm.WorkChainNode, state: CampaignState) -> int:
+    """Take the initial training and held-out sets; return how many initial labels they hold (0 if not split)."""
+    links = node.base.links.get_outgoing(link_type=LinkType.CALL_CALC, link_label_filter=SPLIT_INITIAL).all()
     split = links[0].node if links else None
     if split is None or not split.is_finished_ok:
-        return
+        return 0
     state.dataset, state.validation_dataset = split.outputs.train, split.outputs.validation
     n_train, n_held_out = state.dataset.n_structures, state.validation_dataset.n_structures
-    state.labels_used += n_train + n_held_out
     state.reused.append(f'initial labels ({n_train} training, {n_held_out} held-out frames)')
+    return n_train + n_held_out
 
 
 def _complete(kinds: dict[str, list[orm.ProcessNode]]) -> bool:
@@ -155,49 +158,19 @@ def _complete(kinds: dict[str, list[orm.ProcessNode]]) -> bool:
     return bool(merges) and merges[0].is_finished_ok
 
 
-def _add_generation(generation: int, kinds: dict[str, list[orm.ProcessNode]], state: CampaignState) -> None:
-    trainings = kinds.get('train', [])
-    state.models = {f'member_{index}': training.outputs.model for index, training in enumerate(trainings)}
-    labels = kinds.get('label', [])
-    merges = kinds.get('merge', [])
-    n_labelled = 0
+def _add_generation(
+    generation: int, steps: dict[str, list[orm.ProcessNode]], campaign: int, state: CampaignState
+) -> GenerationRecord:
+    """Take the dataset and committee of a complete generation and its record (stopping rule not evaluated)."""
+    state.models = {f'member_{index}': training.outputs.model for index, training in enumerate(steps['train'])}
+    merges = steps.get('merge', [])
     if merges:
         state.dataset = merges[0].outputs.result
-        n_labelled = labels[0].outputs.labelled.n_structures
-    state.labels_used += n_labelled
     state.generation = generation + 1
-    state.statistics.append(_summary_row(generation, kinds, n_labelled))
+    record = generation_record(generation, steps, campaign).model_copy(update={'stopping': INTERRUPTED})
+    state.statistics.append(record.stored())
+    return record
 
 
 def _span(generations: list[int]) -> str:
     return str(generations[0]) if len(generations) == 1 else f'{generations[0]}-{generations[-1]}'
-
-
-def _summary_row(generation: int, kinds: dict[str, list[orm.ProcessNode]], n_labelled: int) -> dict:
-    """Rebuild the ``summary`` row of a complete generation from its processes (keys as the workchain writes them)."""
-    md_finished = [node for node in kinds.get('md', []) if node.is_finished_ok]
-    evaluations = [node for node in kinds.get('evaluate', []) if node.is_finished_ok]
-    errors = evaluations[0].outputs.metrics.get('errors', {}) if evaluations else {}
-    force_rmse = errors.get('forces_rmse')  # meV/Å, as les-eval writes it
-    select = kinds['select'][0]
-    report = select.outputs.report.get_dict()
-    labels = kinds.get('label', [])
-    label_report = labels[0].outputs.report.get_dict() if labels and 'report' in labels[0].outputs else {}
-    return {
-        'generation': generation,
-        'n_md_runs': len(kinds.get('md', [])),
-        'n_md_failed': len(kinds.get('md', [])) - len(md_finished),
-        'n_md_stopped_by_uncertainty': sum(
-            bool(node.outputs.output_parameters.get('stopped_by_uncertainty')) for node in md_finished
-        ),
-        'heldout_forces_rmse_eV_per_A': None if force_rmse is None else float(force_rmse) / 1000.0,
-        'heldout_energy_rmse_meV_per_atom': errors.get('energy_per_atom_rmse'),
-        'n_frames': report.get('n_frames'),
-        'accurate_fraction': report.get('accurate_fraction'),
-        'counts': report.get('counts'),
-        'n_selected': select.outputs.selected.n_structures if 'selected' in select.outputs else 0,
-        'n_label_failed': label_report.get('n_failed', 0),
-        'label_failures': label_report.get('failures', []),
-        'n_labelled': n_labelled,
-        'stopping': INTERRUPTED,
-    }

@@ -8,17 +8,11 @@ import pathlib
 import numpy as np
 from aiida import orm
 
-from aiida_les.campaign.history import campaign_history
+from workchains.active_learning.history import campaign_history
+from workchains.active_learning.links import generation_link_like
+from workchains.active_learning.record import UNITS, GenerationRecord
 
-#: Units of the numbers in ``summary.json``: ``history`` rows (from :func:`campaign_history`) and the campaign's own
-#: per-generation statistics (``generations``), whose keys carry their unit.
-HISTORY_UNITS = {
-    'train_forces_rmse': 'meV/Å (validation set, one value per committee member)',
-    'heldout_forces_rmse': 'meV/Å (committee mean on the held-out set)',
-    'heldout_forces_rmse_eV_per_A': 'eV/Å',
-    'heldout_energy_rmse_meV_per_atom': 'meV/atom',
-    'accurate_fraction': 'fraction of explored frames below trust_lower',
-}
+__all__ = ('export_campaign',)
 
 
 def export_campaign(node: orm.WorkChainNode, directory: str | pathlib.Path) -> dict[str, pathlib.Path]:
@@ -40,9 +34,9 @@ def export_campaign(node: orm.WorkChainNode, directory: str | pathlib.Path) -> d
             written[name] = _write(directory / filename, outputs[name].get_content(mode='rb'))
     history = campaign_history(node)
     summary = outputs.summary.get_dict() if 'summary' in outputs else {}
-    rows = [{k: v for k, v in row.items() if k != 'force_std'} for row in history]
+    rows = [record.stored() for record in history]  # without the per-frame deviations
     payload = {'pk': node.pk, 'uuid': node.uuid, 'state': node.process_state.value, **summary, 'history': rows}
-    payload['units'] = HISTORY_UNITS
+    payload['units'] = UNITS
     written['summary'] = _write(directory / 'summary.json', json.dumps(payload, indent=2, default=str).encode())
     written.update(_plots(node, history, directory))
     return written
@@ -53,7 +47,9 @@ def _write(path: pathlib.Path, content: bytes) -> pathlib.Path:
     return path
 
 
-def _plots(node: orm.WorkChainNode, history: list[dict], directory: pathlib.Path) -> dict[str, pathlib.Path]:
+def _plots(
+    node: orm.WorkChainNode, history: list[GenerationRecord], directory: pathlib.Path
+) -> dict[str, pathlib.Path]:
     import matplotlib
 
     matplotlib.use('Agg')
@@ -64,8 +60,8 @@ def _plots(node: orm.WorkChainNode, history: list[dict], directory: pathlib.Path
     if curve is not None:
         written['learning_curve'] = _write(directory / 'learning_curve.png', curve)
     if history:
-        sizes = [row['dataset_size'] for row in history]
-        errors = [row['heldout_forces_rmse'] for row in history]
+        sizes = [record.dataset_size for record in history]
+        errors = [record.heldout_force_rmse_mev_per_ang for record in history]
         points = [(s, e) for s, e in zip(sizes, errors, strict=True) if s is not None and e is not None]
         figure, axis = plt.subplots(figsize=(5, 3.5))
         if points:
@@ -79,11 +75,11 @@ def _plots(node: orm.WorkChainNode, history: list[dict], directory: pathlib.Path
         written['error_vs_labels'] = directory / 'error_vs_labels.png'
 
         figure, axis = plt.subplots(figsize=(5, 3.5))
-        for row in history:
-            if len(row['force_std']):
-                values = np.clip(row['force_std'], 1e-4, None)
+        for record in history:
+            if record.force_std_ev_per_ang:
+                values = np.clip(record.force_std_ev_per_ang, 1e-4, None)
                 bins = np.logspace(-4, np.log10(values.max() * 1.1 + 1e-4), 30)
-                axis.hist(values, bins=bins, histtype='step', label=f'generation {row["generation"]}')
+                axis.hist(values, bins=bins, histtype='step', label=f'generation {record.generation}')
         parameters = node.inputs.parameters.get_dict() if 'parameters' in node.inputs else {}
         for key in ('trust_lower', 'trust_upper'):
             if key in parameters:
@@ -92,7 +88,7 @@ def _plots(node: orm.WorkChainNode, history: list[dict], directory: pathlib.Path
         axis.set_xlabel('committee max force std (eV/Å)')
         axis.set_ylabel('explored frames')
         axis.set_title('Uncertainty of explored frames')
-        if any(len(row['force_std']) for row in history):
+        if any(record.force_std_ev_per_ang for record in history):
             axis.legend(fontsize=7)
         figure.tight_layout()
         figure.savefig(directory / 'uncertainty.png', dpi=120)
@@ -106,7 +102,7 @@ def _last_learning_curve(node: orm.WorkChainNode) -> bytes | None:
     query.append(
         orm.WorkflowNode,
         with_incoming='campaign',
-        edge_filters={'label': {'like': 'generation_%_train_0'}},
+        edge_filters={'label': {'like': generation_link_like('train', 0)}},
         tag='train',
         project=['*'],
         edge_project=['label'],
