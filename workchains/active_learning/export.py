@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 from aiida import orm
 
-from workchains.active_learning.history import campaign_history
+from workchains.active_learning.history import campaign_history, generation_children
 from workchains.active_learning.links import generation_link_like
 from workchains.active_learning.record import UNITS, GenerationRecord
 
@@ -19,7 +19,8 @@ def export_campaign(node: orm.WorkChainNode, directory: str | pathlib.Path) -> d
     """Write what a campaign produced to ``directory`` and return ``{what: path}``.
 
     Files: ``model_<i>.pt`` (final committee), ``dataset.extxyz``, ``validation.extxyz``, ``summary.json``,
-    ``learning_curve.png`` (last generation, first member), ``error_vs_labels.png``, ``uncertainty.png``.
+    ``learning_curve.png`` (last generation, first member), ``error_vs_labels.png``, ``uncertainty.png``,
+    ``calibration_NN.png`` (committee force deviation vs true error on the held-out set, per generation).
     Works on unfinished campaigns too: what does not exist yet is skipped.
     """
     directory = pathlib.Path(directory)
@@ -59,6 +60,12 @@ def _plots(
     curve = _last_learning_curve(node)
     if curve is not None:
         written['learning_curve'] = _write(directory / 'learning_curve.png', curve)
+    for generation, steps in sorted(generation_children(node).items()):
+        for evaluation in steps.get('evaluate', []):
+            if evaluation.is_finished_ok and 'calibration_plot' in evaluation.outputs:
+                content = evaluation.outputs.calibration_plot.get_content(mode='rb')
+                name = f'calibration_{generation:02d}'
+                written[name] = _write(directory / f'{name}.png', content)
     if history:
         sizes = [record.dataset_size for record in history]
         errors = [record.heldout_force_rmse_mev_per_ang for record in history]

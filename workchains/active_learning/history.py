@@ -121,6 +121,11 @@ def generation_record(
         errors = evaluation.outputs.metrics.get('errors', {})  # meV/Å and meV/atom, as les-eval writes them
         values['heldout_force_rmse_mev_per_ang'] = errors.get('forces_rmse')
         values['heldout_energy_rmse_mev_per_atom'] = errors.get('energy_per_atom_rmse')
+        calibration = evaluation.outputs.metrics.get('calibration') or {}
+        if calibration:
+            values['force_std_scale'] = calibration.get('scale')
+            for key in ('ence_raw', 'ence_calibrated', 'miscalibration_area_raw', 'miscalibration_area_calibrated'):
+                values[key] = calibration.get(key)
     for select in _finished(steps.get('select', [])):
         report = select.outputs.report.get_dict()
         values.update({key: report.get(key) for key in ('n_frames', 'accurate_fraction')})
@@ -132,8 +137,12 @@ def generation_record(
         values['label_failures'] = report.get('failures', [])
         if label.is_finished_ok and 'labelled' in label.outputs:
             values['n_labelled'] = label.outputs.labelled.n_structures
+    for split in _finished(steps.get('split', [])):
+        values['n_heldout_added'] = split.outputs.validation.n_structures
     for merge in _finished(steps.get('merge', [])):
         values['dataset_size'] = merge.outputs.result.n_structures
+    for merge in _finished(steps.get('heldout', [])):
+        values['heldout_size'] = merge.outputs.result.n_structures
     return GenerationRecord(**values)
 
 

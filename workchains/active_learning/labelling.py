@@ -18,9 +18,20 @@ from aiida_les.data.dataset import LesDatasetData
 from workchains.active_learning.functions import generate_initial_frames, split_dataset
 from workchains.active_learning.links import INITIAL_FRAMES, INITIAL_LABELS, SPLIT_INITIAL, generation_link
 
-__all__ = ('CampaignLabellingMixin',)
+__all__ = ('CampaignLabellingMixin', 'heldout_count')
 
 LesLabelWorkChain = WorkflowFactory('les.label')
+
+
+def heldout_count(n_labels: int, fraction: float) -> int:
+    """Return how many of a generation's ``n_labels`` new labels go to the held-out set.
+
+    ``round(fraction * n_labels)``, at least one when ``fraction > 0`` and the generation labelled two or more frames
+    (a single label goes to training: a generation that adds nothing to training would repeat itself).
+    """
+    if fraction <= 0 or n_labels < 2:
+        return 0
+    return min(n_labels - 1, max(1, round(fraction * n_labels)))
 
 
 class CampaignLabellingMixin:
@@ -81,24 +92,45 @@ class CampaignLabellingMixin:
         return ToContext(labels=self._submit_label(self.ctx.candidates, label, self.ctx.candidate_structures))
 
     def inspect_labels(self):
-        """Merge the new labels into the dataset; failed labels are excluded with their reasons (label report).
+        """Merge the new labels into the training and held-out sets; failed labels are excluded with their reasons.
 
-        The generation's record (:meth:`check_convergence`) reads the labels and their failures back from these steps.
+        ``heldout_fraction`` of the labels (:func:`heldout_count`) go to the held-out set, so that the held-out error,
+        the calibration of the uncertainty and the stopping rule measure the MD distribution the campaign explores,
+        not only the perturbed seeds. The generation's record (:meth:`check_convergence`) reads the labels, the split
+        and the failures back from these steps.
         """
         node = self.ctx.labels
         if not node.is_finished_ok:
             self._warn_no_labels(node)
             return
+        generation = self.ctx.generation
         labelled = node.outputs.labelled
         self.ctx.unlabelled_generations = 0
+        n_heldout = heldout_count(labelled.n_structures, self.ctx.parameters.heldout_fraction)
+        training = labelled
+        if n_heldout:
+            seed = int(self.ctx.parameters.seed) + 1000 * generation
+            split = split_dataset(
+                labelled,
+                orm.Dict({'n_validation': n_heldout, 'seed': seed}),
+                metadata={'call_link_label': generation_link(generation, 'split')},
+            )
+            training = split['train']
+            held_out = {'dataset_1': split['validation']}
+            if self.ctx.validation_dataset is not None:
+                held_out['dataset_0'] = self.ctx.validation_dataset
+            self.ctx.validation_dataset = merge_datasets(
+                **held_out, metadata={'call_link_label': generation_link(generation, 'heldout')}
+            )
         self.ctx.dataset = merge_datasets(
             dataset_0=self.ctx.dataset,
-            dataset_1=labelled,
-            metadata={'call_link_label': generation_link(self.ctx.generation, 'merge')},
+            dataset_1=training,
+            metadata={'call_link_label': generation_link(generation, 'merge')},
         )
         self.report(
-            f'generation {self.ctx.generation}: {labelled.n_structures} labels added, dataset now '
-            f'{self.ctx.dataset.n_structures} frames'
+            f'generation {generation}: {labelled.n_structures} labels added: {training.n_structures} to training '
+            f'(now {self.ctx.dataset.n_structures} frames), {n_heldout} to the held-out set (now '
+            f'{self.ctx.validation_dataset.n_structures} frames)'
         )
         return
 

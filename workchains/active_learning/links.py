@@ -41,7 +41,8 @@ SUMMARY = 'summary'
 RESTART_STATE_LINK = 'restart__state'
 
 #: Kinds of a generation's steps that are read back, in outline order: ``generation_NN_<kind>[_<suffix>]``.
-KINDS = ('train', 'md', 'evaluate', 'select', 'label', 'merge')
+#: ``split`` moves part of a generation's labels to the held-out set, ``heldout`` merges them into it.
+KINDS = ('train', 'md', 'evaluate', 'select', 'label', 'split', 'merge', 'heldout')
 #: Kind of the per-trajectory frame extraction of a generation; not read back (its frames reach the label step).
 EXTRACT = 'extract'
 

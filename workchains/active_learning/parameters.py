@@ -22,6 +22,12 @@ DEFAULT_PARAMETERS = {
     'rattle': 0.05,  # Å
     'max_strain': 0.03,
     'n_validation': 2,  # held-out frames split from the initial labels
+    # Fraction of each generation's new labels moved to the held-out set instead of training (at least one frame
+    # when a generation labels two or more), so the held-out error follows the MD distribution the campaign explores.
+    'heldout_fraction': 0.2,
+    # Calibrate the committee's force deviation on the held-out set each generation (scale factor, les-eval) and
+    # compare the trust levels with the calibrated expected error; False compares them with the raw deviation.
+    'calibrate_uncertainty': True,
     'total_charges': {},  # seed label -> total charge (e), default 0
     'multiplicities': {},  # seed label -> spin multiplicity, default 1
     'seed': 0,
@@ -48,6 +54,8 @@ PARAMETER_TYPES = {
     'rattle': float,
     'max_strain': float,
     'n_validation': int,
+    'heldout_fraction': float,
+    'calibrate_uncertainty': bool,
     'total_charges': 'ints_by_seed',
     'multiplicities': 'ints_by_seed',
     'seed': int,
@@ -120,6 +128,7 @@ def validate_parameters(parameters: orm.Dict | None, _ctx) -> str | None:
         (p['patience'] >= 1, f'patience must be >= 1, got {p["patience"]}'),
         (p['n_initial_copies'] >= 1, f'n_initial_copies must be >= 1, got {p["n_initial_copies"]}'),
         (p['n_validation'] >= 1, f'n_validation must be >= 1, got {p["n_validation"]}'),
+        (0 <= p['heldout_fraction'] < 1, f'heldout_fraction must be in [0, 1), got {p["heldout_fraction"]}'),
     ]
     for ok, message in checks:
         if not ok:

@@ -52,6 +52,15 @@ class GenerationRecord(BaseModel):
     heldout_energy_rmse_mev_per_atom: float | None = Field(
         None, alias='heldout_energy_rmse_meV_per_atom', description='Energy RMSE on the held-out DFT set (meV/atom).'
     )
+    force_std_scale: float | None = Field(
+        None,
+        description='Calibration of the committee force deviation on the held-out set: expected force error = scale x '
+        'deviation (dimensionless; les_model.calibration). None without a committee spread or force labels.',
+    )
+    ence_raw: float | None = Field(None, description='ENCE of the raw committee force deviation on the held-out set.')
+    ence_calibrated: float | None = Field(None, description='ENCE after scaling by force_std_scale.')
+    miscalibration_area_raw: float | None = Field(None, description='Miscalibration area of the raw deviation.')
+    miscalibration_area_calibrated: float | None = Field(None, description='Miscalibration area after scaling.')
     n_frames: int | None = Field(None, description='Explored frames that the selection judged.')
     accurate_fraction: float | None = Field(None, description='Fraction of the judged frames below trust_lower.')
     counts: dict[str, int] = Field(default_factory=dict, description='Judged frames per class (accurate, candidate..).')
@@ -59,7 +68,9 @@ class GenerationRecord(BaseModel):
     n_labelled: int = Field(0, description='Selected frames labelled and merged into the dataset.')
     n_label_failed: int = Field(0, description='Selected frames whose labels failed or were refused.')
     label_failures: list[dict[str, Any]] = Field(default_factory=list, description='Why each failed label failed.')
+    n_heldout_added: int = Field(0, description='Labels of this generation moved to the held-out set (not trained on).')
     dataset_size: int | None = Field(None, description='Training frames after the generation merged its labels.')
+    heldout_size: int | None = Field(None, description='Held-out frames after the generation added its share.')
     no_labels_added: bool | None = Field(
         None, description='Frames were selected but none labelled; None where the stopping rule did not run.'
     )
@@ -98,7 +109,8 @@ UNITS = {
     'heldout_forces_rmse': 'meV/Å (committee mean on the held-out set)',
     'heldout_forces_rmse_eV_per_A': 'eV/Å',
     'heldout_energy_rmse_meV_per_atom': 'meV/atom',
-    'accurate_fraction': 'fraction of explored frames below trust_lower',
+    'accurate_fraction': 'fraction of explored frames below trust_lower (calibrated expected error)',
+    'force_std_scale': 'dimensionless: expected force error = scale x committee force deviation',
 }
 
 

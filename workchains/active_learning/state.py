@@ -3,10 +3,11 @@
 A finished campaign hands over its outputs. A campaign that did not finish (killed, excepted, failed, or whose process
 died and is still marked running) hands over what its finished child processes produced, found through the
 provenance graph: the held-out and training sets of the initial split, the dataset of its last complete generation
-(the last ``generation_NN_merge``) and the committee trained in that generation. A generation counts as complete when
-its selection finished and, if something was selected, its labelling finished and was merged (or finished with every
-label failed). Work of an interrupted generation is not handed over: with caching enabled, the continuation gets its
-finished calculations back from the cache.
+(the last ``generation_NN_merge``), the held-out set as that generation left it (``generation_NN_heldout``) and the
+committee trained in that generation. A generation counts as complete when its selection finished and, if something
+was selected, its labelling finished and was merged (or finished with every label failed). Work of an interrupted
+generation is not handed over: with caching enabled, the continuation gets its finished calculations back from the
+cache.
 """
 
 from __future__ import annotations
@@ -166,6 +167,9 @@ def _add_generation(
     merges = steps.get('merge', [])
     if merges:
         state.dataset = merges[0].outputs.result
+    held_out = steps.get('heldout', [])
+    if held_out and held_out[0].is_finished_ok:
+        state.validation_dataset = held_out[0].outputs.result
     state.generation = generation + 1
     record = generation_record(generation, steps, campaign).model_copy(update={'stopping': INTERRUPTED})
     state.statistics.append(record.stored())

@@ -329,6 +329,16 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
             f'generation {self.ctx.generation}: {len(finished)} trajectories ({failed} failed, {stopped} stopped by '
             f'uncertainty); held-out force RMSE {significant(record.heldout_force_rmse_mev_per_ang)} meV/Å'
         )
+        self.ctx.force_std_scale = None
+        if self.ctx.parameters.calibrate_uncertainty and record.force_std_scale:
+            self.ctx.force_std_scale = record.force_std_scale
+            self.report(
+                f'generation {self.ctx.generation}: uncertainty calibrated on the held-out set: expected force error '
+                f'= {record.force_std_scale:.3g} x committee deviation; ENCE {record.ence_raw:.2f} -> '
+                f'{record.ence_calibrated:.2f}, miscalibration area {record.miscalibration_area_raw:.2f} -> '
+                f'{record.miscalibration_area_calibrated:.2f}; trust_lower {self.ctx.parameters.trust_lower} eV/Å '
+                'applies to the expected error'
+            )
         return None
 
     def select(self):
@@ -337,9 +347,14 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         budget = max(0, min(self.ctx.parameters.labels_per_generation, remaining))
         p = self.ctx.parameters
         parameters = {'trust_lower': p.trust_lower, 'trust_upper': p.trust_upper, 'budget': budget}
-        # Everything looks accurate to the committee but the held-out error says otherwise: it is overconfident,
-        # so label its more uncertain frames anyway rather than spend a generation on nothing.
-        parameters['fallback'] = self.ctx.force_error is not None and self.ctx.force_error > p.force_error_target
+        if self.ctx.force_std_scale is not None:
+            # The calibrated expected error decides what is accurate: an overconfident committee's frames are
+            # candidates by their expected error, no special rule needed.
+            parameters['force_std_scale'] = self.ctx.force_std_scale
+        else:
+            # Uncalibrated: everything looks accurate to the committee but the held-out error says otherwise, so
+            # label its more uncertain frames anyway rather than spend a generation on nothing.
+            parameters['fallback'] = self.ctx.force_error is not None and self.ctx.force_error > p.force_error_target
         if p.charge_threshold is not None:
             parameters['charge_threshold'] = p.charge_threshold
         parameters['origins'] = self.ctx.origins

@@ -27,8 +27,10 @@ __all__ = ('DEFAULT_PARAMETERS', 'select_structures')
 
 #: Selection settings; units: eV/Å for the trust levels, e for ``charge_threshold``, Å for the descriptor.
 #: ``force_std_scale`` (dimensionless, > 0): the calibration factor of the committee's force deviation
-#: (:mod:`les_model.calibration`); the trust levels are compared with ``force_std_scale * uncertainty``, the expected
-#: force error in eV/Å, so "accurate" means accurate for an overconfident committee too. 1 = uncalibrated.
+#: (:mod:`les_model.calibration`); ``trust_lower`` is compared with ``force_std_scale * uncertainty``, the expected
+#: force error in eV/Å, so "accurate" means accurate for an overconfident committee too. ``trust_upper`` stays a bound
+#: on the raw deviation (as the MD stop ``max_force_std`` is): it filters frames where the committee itself went wild,
+#: which an overconfident committee's large calibrated errors must not exclude. 1 = uncalibrated.
 DEFAULT_PARAMETERS = {
     'trust_lower': 0.05,
     'trust_upper': 0.5,
@@ -150,11 +152,16 @@ def select_structures(parameters: orm.Dict, reference: LesDatasetData | None = N
         return np.array([structure_descriptor(a, species, p['cutoff'], p['n_bins'], p['width']) for a in frames])
 
     charge_threshold = p['charge_threshold']
+    lower, upper = p['trust_lower'], p['trust_upper']
+    if not 0 <= lower < upper:
+        raise ValueError(f'Trust levels must satisfy 0 <= lower < upper, got lower={lower}, upper={upper}.')
+    upper = max(float(scale) * upper, float(np.nextafter(lower, np.inf)))
     result = select_candidates(
         expected_error[kept],
         describe([pool[i] for i in kept]),
         lower=p['trust_lower'],
-        upper=p['trust_upper'],
+        # trust_upper bounds the raw deviation: sigma > upper  <=>  scale * sigma > scale * upper.
+        upper=upper,
         budget=int(p['budget']),
         charge_std=np.nan_to_num(charge_std[kept], nan=0.0) if charge_threshold is not None else None,
         charge_threshold=charge_threshold,

@@ -50,7 +50,19 @@ def test_fast_campaign(demo, codes, tmp_path, run_aiida_les):
     # Provenance: every label that entered the final dataset came from a CP2K calculation of this campaign.
     dataset = results['dataset']
     assert dataset.level_of_theory is not None
-    assert dataset.n_structures == 2 + generation['n_labelled']  # 4 initial frames, 2 held out
+    # 4 initial frames, 2 held out; of the generation's labels, heldout_fraction (at least one of two) held out too.
+    added = generation['n_labelled'] - generation['n_heldout_added']
+    assert dataset.n_structures == generation['dataset_size'] == 2 + added
+    if generation['n_labelled'] >= 2:
+        assert generation['n_heldout_added'] >= 1
+    assert results['validation_dataset'].n_structures == generation['heldout_size'] == 2 + generation['n_heldout_added']
+    held_out = results['validation_dataset'].get_ase()
+    assert [atoms.info['origin'] for atoms in held_out[2:]] == ['md'] * generation['n_heldout_added']
+    # The committee's uncertainty calibrated on the held-out set, reported and used by the selection.
+    assert generation['force_std_scale'] > 0
+    assert any('uncertainty calibrated on the held-out set' in line for line in reports), reports
+    select = [n for n in node.called if n.process_label == 'select_structures'][0]
+    assert select.inputs.parameters['force_std_scale'] == pytest.approx(generation['force_std_scale'])
     cp2k_runs = [n for n in node.called_descendants if n.process_type == 'aiida.calculations:les.cp2k']
     assert sum(n.is_finished_ok for n in cp2k_runs) >= 4 + generation['n_labelled']
     assert len(results['models']) == 2
@@ -59,7 +71,7 @@ def test_fast_campaign(demo, codes, tmp_path, run_aiida_les):
     assert history[0].n_models == 2
     assert history[0].n_frames > 0
     written = export_campaign(node, tmp_path / 'export')
-    for key in ('summary', 'dataset', 'learning_curve', 'error_vs_labels', 'uncertainty'):
+    for key in ('summary', 'dataset', 'learning_curve', 'error_vs_labels', 'uncertainty', 'calibration_00'):
         assert written[key].stat().st_size > 0
 
     # The same campaign as its user sees it through `aiida-les`.
@@ -163,7 +175,8 @@ def check_frame_provenance(node, results) -> list[str]:
     final = results['dataset'].get_ase()
     unseen = [atoms.info['label_job_uuid'] for atoms in final[trained_on.n_structures :]]
     assert summary['final_models']['labels_not_trained_on'] == unseen
-    assert len(unseen) == summary['generations'][-1]['n_labelled'] > 0
+    last = summary['generations'][-1]
+    assert len(unseen) == last['n_labelled'] - last['n_heldout_added'] > 0
     assert all(atoms.info['origin'] == 'md' for atoms in final[trained_on.n_structures :])
 
     # Recipe 3: the exact DFT settings of a dataset.

@@ -124,23 +124,25 @@ def test_unknown_origin_keys_refused():
 
 
 def test_calibrated_trust_levels():
-    """With ``force_std_scale`` 4 an overconfident committee's 0.02 eV/Å means 0.08 eV/Å expected error: a candidate."""
-    trajectory = _trajectory([0.02, 0.03, 0.2], seeds=[0, 1, 2])
+    """With ``force_std_scale`` 4 an overconfident committee's 0.02 eV/Å means 0.08 eV/Å expected error: a candidate.
+
+    ``trust_upper`` bounds the raw deviation: 0.2 eV/Å (0.8 expected) stays a candidate, 0.6 eV/Å is failed.
+    """
+    trajectory = _trajectory([0.02, 0.03, 0.2, 0.6], seeds=[0, 1, 2, 3])
     raw = select_structures(parameters=orm.Dict({'budget': 5}), md=trajectory)['report'].get_dict()
-    assert raw['counts'] == {'accurate': 2, 'candidate': 1, 'failed': 0, 'fallback': 0, 'duplicate': 0, 'selected': 1}
+    assert raw['counts'] == {'accurate': 2, 'candidate': 1, 'failed': 1, 'fallback': 0, 'duplicate': 0, 'selected': 1}
     calibrated = select_structures(parameters=orm.Dict({'budget': 5, 'force_std_scale': 4.0}), md=trajectory)
     report = calibrated['report'].get_dict()
-    # 0.08 and 0.12 eV/Å expected error are candidates; 0.8 eV/Å is above the upper trust level.
     assert report['counts'] == {
         'accurate': 0,
-        'candidate': 2,
+        'candidate': 3,
         'failed': 1,
         'fallback': 0,
         'duplicate': 0,
-        'selected': 2,
+        'selected': 3,
     }
-    assert sorted(report['selected_expected_force_error']) == pytest.approx([0.08, 0.12])
-    assert sorted(report['selected_force_std']) == pytest.approx([0.02, 0.03])
+    assert sorted(report['selected_expected_force_error']) == pytest.approx([0.08, 0.12, 0.8])
+    assert sorted(report['selected_force_std']) == pytest.approx([0.02, 0.03, 0.2])
     for bad in (0.0, -1.0, 'x'):  # a Dict cannot hold NaN
         with pytest.raises(ValueError, match='force_std_scale must be a finite number > 0'):
             select_structures(parameters=orm.Dict({'force_std_scale': bad}), md=trajectory)
