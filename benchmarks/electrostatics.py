@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from les_model.data.neighborlist import edge_vectors, neighbor_list
-from les_model.nn.coulomb import CoulombEnergy
-from les_model.nn.long_range import LatentEwald
+from les_model.electrostatics.coulomb import CoulombEnergy
+from les_model.electrostatics.latent_ewald import LatentEwald
 
 DENSITY = 0.1
 

@@ -7,7 +7,7 @@ For each structure the charges minimise
     E(q) = \\sum_i \\chi_i q_i + \\frac{1}{2} \\sum_i J_i q_i^2 + E_{lr}(q)
     \\quad \\text{subject to} \\quad \\sum_i q_i = Q,
 
-where :math:`E_{lr}(q) = \\frac{1}{2} q^T A q` is the :class:`~les_model.nn.long_range.LatentEwald` energy (periodic,
+where :math:`E_{lr}(q) = \\frac{1}{2} q^T A q` is the :class:`~les_model.electrostatics.latent_ewald.LatentEwald` energy (periodic,
 slab or non-periodic) written as a quadratic form. The minimiser solves the linear (KKT) system
 
 .. math::
@@ -26,10 +26,10 @@ import math
 
 import torch
 
-from les_model.nn.kspace import half_space_kvectors, switching_weight
-from les_model.nn.long_range import LatentEwald
-from les_model.nn.slab import slab_normal
-from les_model.nn.validation import validate_inputs
+from les_model.electrostatics.kspace import half_space_kvectors, switching_weight
+from les_model.electrostatics.latent_ewald import LatentEwald
+from les_model.electrostatics.slab import slab_normal
+from les_model.electrostatics.validation import validate_inputs
 from les_model.units import COULOMB_CONSTANT
 
 __all__ = ['QEq', 'coulomb_matrix']

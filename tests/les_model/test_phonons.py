@@ -13,7 +13,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from les_model.calculator import LesCalculator
 from les_model.config import ModelConfig
-from les_model.nn.ewald import ewald_energy
+from les_model.electrostatics.ewald import ewald_energy
 from les_model.nn.model import LesModel
 from les_model.nn.response import born_effective_charges, dipole_moment
 from les_model.phonons import (

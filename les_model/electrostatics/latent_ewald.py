@@ -19,20 +19,20 @@ non-periodic form used for molecules:
     E = \\sum_{i < j} k_e q_i q_j \\operatorname{erf}(r_{ij} / (\\sqrt{2} \\sigma)) / r_{ij}.
 
 Slabs (two periodic directions) use the periodic sum in the vacuum-padded cell plus the Yeh-Berkowitz correction of
-:mod:`les_model.nn.slab`.
+:mod:`les_model.electrostatics.slab`.
 
 The k-space sum is evaluated directly (cost O(N K), K ~ V k_c^3: fine for training-size cells) or, for large cells,
-on a mesh (:mod:`les_model.nn.les_mesh`, O(N log N), relative deviation from the direct sum ~1e-5 with the defaults).
+on a mesh (:mod:`les_model.electrostatics.mesh`, O(N log N), relative deviation from the direct sum ~1e-5 with the defaults).
 """
 
 import math
 
 import torch
 
-from les_model.nn.kspace import half_space_kvectors, structure_factor_sum, switching_weight
-from les_model.nn.les_mesh import mesh_les_energy
-from les_model.nn.slab import slab_dipole_correction
-from les_model.nn.validation import MIN_DISTANCE, check_min_distance, validate_inputs
+from les_model.electrostatics.kspace import half_space_kvectors, structure_factor_sum, switching_weight
+from les_model.electrostatics.mesh import mesh_les_energy
+from les_model.electrostatics.slab import slab_dipole_correction
+from les_model.electrostatics.validation import MIN_DISTANCE, check_min_distance, validate_inputs
 from les_model.units import COULOMB_CONSTANT
 
 __all__ = ['LatentEwald', 'gaussian_pair_energy']
@@ -79,7 +79,7 @@ class LatentEwald(torch.nn.Module):
     :param backend: ``'direct'`` k-space sum, ``'mesh'`` (particle-mesh) or ``'auto'`` (mesh from ``mesh_threshold``
         atoms in a structure on).
     :param mesh_threshold: number of atoms from which ``'auto'`` uses the mesh.
-    :param mesh_factor: mesh oversampling of the largest Miller index (see :func:`les_model.nn.les_mesh.mesh_size`).
+    :param mesh_factor: mesh oversampling of the largest Miller index (see :func:`les_model.electrostatics.mesh.mesh_size`).
     :param interpolation_nodes: B-spline order of the mesh interpolation (1 to 5).
     """
 

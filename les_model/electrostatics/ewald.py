@@ -22,8 +22,8 @@ from typing import NamedTuple
 import torch
 
 from les_model.data.neighborlist import NeighborList, edge_vectors, neighbor_list
-from les_model.nn.kspace import half_space_kvectors, structure_factor_sum
-from les_model.nn.validation import MIN_DISTANCE, check_min_distance
+from les_model.electrostatics.kspace import half_space_kvectors, structure_factor_sum
+from les_model.electrostatics.validation import MIN_DISTANCE, check_min_distance
 from les_model.units import COULOMB_CONSTANT
 
 __all__ = ['EwaldParameters', 'ewald_energy', 'ewald_parameters']

@@ -1,13 +1,13 @@
 """Particle-mesh Ewald (PME): point-charge Coulomb energy of one 3D-periodic structure in O(N log N).
 
-Same splitting as :mod:`les_model.nn.ewald` with a Gaussian smearing :math:`\\sigma = 1 / (\\sqrt{2} \\alpha)`:
+Same splitting as :mod:`les_model.electrostatics.ewald` with a Gaussian smearing :math:`\\sigma = 1 / (\\sqrt{2} \\alpha)`:
 the real-space part :math:`\\frac{k_e}{2} \\sum' q_i q_j \\operatorname{erfc}(r / (\\sqrt{2}\\sigma)) / r` runs over a
 vesin neighbour list (:mod:`les_model.data.neighborlist`), the reciprocal part on a mesh, plus the self term
 :math:`-k_e \\sum_i q_i^2 / (\\sqrt{2\\pi}\\sigma)` and the neutralising background :math:`-\\pi k_e Q^2 \\sigma^2 / V`.
 Two mesh implementations:
 
 * ``'spline'`` (default): smooth PME with B-spline charge assignment and deconvolution,
-  :func:`les_model.nn.les_mesh.mesh_reciprocal_energy` (the same code as the LES mesh backend), on a 2-3-5-smooth mesh
+  :func:`les_model.electrostatics.mesh.mesh_reciprocal_energy` (the same code as the LES mesh backend), on a 2-3-5-smooth mesh
   that resolves all k with :math:`e^{-\\sigma^2 k^2 / 2} > \\epsilon`;
 * ``'torchpme'``: :class:`torchpme.PMECalculator` with :class:`torchpme.CoulombPotential` (Lagrange interpolation,
   power-of-two mesh), which includes the same self and background terms.
@@ -26,8 +26,8 @@ import torch
 import torchpme
 
 from les_model.data.neighborlist import NeighborList, edge_vectors, neighbor_list
-from les_model.nn.les_mesh import mesh_reciprocal_energy, mesh_size
-from les_model.nn.validation import MIN_DISTANCE, check_min_distance
+from les_model.electrostatics.mesh import mesh_reciprocal_energy, mesh_size
+from les_model.electrostatics.validation import MIN_DISTANCE, check_min_distance
 from les_model.units import COULOMB_CONSTANT
 
 __all__ = ['PMEParameters', 'pme_energy', 'pme_parameters']

@@ -8,9 +8,9 @@ import torch
 from ase.build import make_supercell
 
 from les_model.data.neighborlist import neighbor_list
-from les_model.nn.coulomb import CoulombEnergy
-from les_model.nn.ewald import EwaldParameters, ewald_energy, ewald_parameters
-from les_model.nn.pme import pme_energy, pme_parameters
+from les_model.electrostatics.coulomb import CoulombEnergy
+from les_model.electrostatics.ewald import EwaldParameters, ewald_energy, ewald_parameters
+from les_model.electrostatics.pme import pme_energy, pme_parameters
 from les_model.testing.physics import (
     check_forces,
     check_rotation_invariance,

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from les_model.nn.kspace import reciprocal_cell, switching_weight
+from les_model.electrostatics.kspace import reciprocal_cell, switching_weight
 from les_model.units import COULOMB_CONSTANT
 
 __all__ = [

@@ -1,10 +1,10 @@
 """CoulombEnergy: exact point-charge Coulomb energy of a batch, choosing Ewald, PME or a direct sum per structure.
 
-* 3D-periodic structures: Ewald summation (:mod:`les_model.nn.ewald`) below ``pme_threshold`` atoms, particle-mesh
-  Ewald (:mod:`les_model.nn.pme`) from there on (``method='auto'``), tin-foil boundary, neutralising background for a
+* 3D-periodic structures: Ewald summation (:mod:`les_model.electrostatics.ewald`) below ``pme_threshold`` atoms, particle-mesh
+  Ewald (:mod:`les_model.electrostatics.pme`) from there on (``method='auto'``), tin-foil boundary, neutralising background for a
   net charge.
 * Slabs (two periodic directions, vacuum along the third): the 3D sum in the vacuum-padded cell plus the
-  Yeh-Berkowitz dipole correction (:mod:`les_model.nn.slab`).
+  Yeh-Berkowitz dipole correction (:mod:`les_model.electrostatics.slab`).
 * Non-periodic structures: the direct pair sum :math:`\\sum_{i<j} k_e q_i q_j / r_{ij}`.
 """
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from les_model.nn.ewald import ewald_energy
-from les_model.nn.long_range import gaussian_pair_energy
-from les_model.nn.pme import pme_energy
-from les_model.nn.slab import slab_dipole_correction
-from les_model.nn.validation import validate_inputs
+from les_model.electrostatics.ewald import ewald_energy
+from les_model.electrostatics.latent_ewald import gaussian_pair_energy
+from les_model.electrostatics.pme import pme_energy
+from les_model.electrostatics.slab import slab_dipole_correction
+from les_model.electrostatics.validation import validate_inputs
 
 __all__ = ['CoulombEnergy']
 
@@ -27,10 +27,10 @@ class CoulombEnergy(torch.nn.Module):
     """Converged point-charge Coulomb energy in eV, batched.
 
     :param method: ``'auto'`` (Ewald below ``pme_threshold`` atoms, PME above), ``'ewald'`` or ``'pme'``.
-    :param accuracy: requested accuracy for Ewald (see :func:`les_model.nn.ewald.ewald_parameters`).
-    :param pme_accuracy: requested accuracy for PME (see :func:`les_model.nn.pme.pme_parameters`).
+    :param accuracy: requested accuracy for Ewald (see :func:`les_model.electrostatics.ewald.ewald_parameters`).
+    :param pme_accuracy: requested accuracy for PME (see :func:`les_model.electrostatics.pme.pme_parameters`).
     :param pme_threshold: number of atoms from which ``'auto'`` uses PME.
-    :param pme_implementation: ``'spline'`` or ``'torchpme'`` (see :func:`les_model.nn.pme.pme_energy`).
+    :param pme_implementation: ``'spline'`` or ``'torchpme'`` (see :func:`les_model.electrostatics.pme.pme_energy`).
     """
 
     def __init__(
