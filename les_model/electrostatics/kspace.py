@@ -1,19 +1,25 @@
-"""Reciprocal-space helpers shared by the LES and Ewald sums: k-vectors, switching weights, structure factors.
+"""Direct k-space summation: half-space reciprocal lattice vectors and ``sum_k G(k) |S(k)|^2``.
 
 All k-vectors are generated on a half space (one of each ``+k / -k`` pair), so sums over the full sphere are twice
-the half-space sums. The integer Miller indices are chosen without gradients; the Cartesian k-vectors are
-``n @ (2 pi cell^-T)`` and keep their gradient with respect to the cell.
+the half-space sums. They are generated one lattice plane ``n_1 = const`` at a time and only inside the cutoff sphere
+(a 1000 Å box never builds the full cube of Miller indices), in lexicographic order of ``(n_1, n_2, n_3)``. The
+integer Miller indices are chosen without gradients; the Cartesian k-vectors are ``n @ (2 pi cell^-T)`` and keep
+their gradient with respect to the cell. :func:`kspace_energy` streams the sum over blocks of k-vectors, so its
+memory is bounded by ``chunk_elements`` whatever the number of k-vectors.
 """
 
 import math
 
 import torch
 
+from les_model.electrostatics.kernels import gaussian_kspace_kernel
+
 __all__ = [
     'half_space_kvectors',
+    'half_space_miller_indices',
+    'kspace_energy',
     'reciprocal_cell',
     'structure_factor_sum',
-    'switching_weight',
 ]
 
 #: Largest number of (atom, k-vector) phase entries evaluated at once.
@@ -29,6 +35,36 @@ def reciprocal_cell(cell: torch.Tensor) -> torch.Tensor:
     return 2.0 * math.pi * torch.linalg.inv(cell).transpose(-1, -2)
 
 
+def _miller_bounds(cell: torch.Tensor, k_cut: float) -> list[int]:
+    """Largest |n_a| per axis: ``n_a = k . a_a / (2 pi)`` so ``|n_a| <= k_cut |a_a| / (2 pi)``."""
+    lengths = torch.linalg.norm(cell.detach(), dim=1)
+    return [int(math.floor(k_cut * float(length) / (2.0 * math.pi))) for length in lengths.unbind(0)]
+
+
+def _plane_miller_indices(recip: torch.Tensor, n0: int, bounds: list[int], k_cut: float) -> torch.Tensor:
+    """(P, 3) Miller indices (as floats) of plane ``n_1 = n0`` in the half space and inside ``|k| < k_cut``."""
+    r1 = torch.arange(-bounds[1], bounds[1] + 1, dtype=recip.dtype, device=recip.device)
+    r2 = torch.arange(-bounds[2], bounds[2] + 1, dtype=recip.dtype, device=recip.device)
+    n1 = r1.repeat_interleave(r2.shape[0])
+    n2 = r2.repeat(r1.shape[0])
+    n = torch.stack([torch.full_like(n1, float(n0)), n1, n2], dim=1)
+    if n0 == 0:  # half space: n_1 > 0, or n_1 = 0 and n_2 > 0, or n_1 = n_2 = 0 and n_3 > 0
+        n = n[(n1 > 0) | ((n1 == 0) & (n2 > 0))]
+    return n[torch.linalg.norm(n @ recip, dim=1) < k_cut]
+
+
+def half_space_miller_indices(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
+    """Miller indices (K, 3) (floats, no gradient) of all ``0 < |k| < k_cut``, one of each ``(k, -k)`` pair.
+
+    :param cell: (3, 3) lattice vectors as rows in Å (non-singular).
+    :param k_cut: cutoff in 1/Å.
+    """
+    recip = reciprocal_cell(cell.detach())
+    bounds = _miller_bounds(cell, k_cut)
+    planes = [_plane_miller_indices(recip, n0, bounds, k_cut) for n0 in range(bounds[0] + 1)]
+    return torch.cat(planes, dim=0)
+
+
 def half_space_kvectors(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
     """All reciprocal lattice vectors with ``0 < |k| < k_cut``, one of each ``(k, -k)`` pair.
 
@@ -36,30 +72,15 @@ def half_space_kvectors(cell: torch.Tensor, k_cut: float) -> torch.Tensor:
     :param k_cut: cutoff in 1/Å.
     :return: (K, 3) k-vectors in 1/Å, differentiable with respect to ``cell``.
     """
-    recip = reciprocal_cell(cell)
-    lengths = torch.linalg.norm(cell.detach(), dim=1)
-    n_max = [int(math.floor(k_cut * float(length) / (2.0 * math.pi))) for length in lengths.unbind(0)]
-    ranges = [torch.arange(-m, m + 1, device=cell.device, dtype=cell.dtype) for m in n_max]
-    n = torch.cartesian_prod(ranges[0], ranges[1], ranges[2]).reshape(-1, 3)
-    positive = (n[:, 0] > 0) | ((n[:, 0] == 0) & (n[:, 1] > 0)) | ((n[:, 0] == 0) & (n[:, 1] == 0) & (n[:, 2] > 0))
-    n = n[positive]
-    k_norm = torch.linalg.norm(n @ recip.detach(), dim=1)
-    n = n[k_norm < k_cut]
-    return n @ recip
+    return half_space_miller_indices(cell, k_cut) @ reciprocal_cell(cell)
 
 
-def switching_weight(k_norm: torch.Tensor, k_cut: float, width: float) -> torch.Tensor:
-    """Smooth cutoff in |k|: 1 below ``k_cut - width``, cosine down to 0 at ``k_cut`` (continuous with its derivative).
-
-    :param k_norm: (K,) |k| in 1/Å.
-    :param k_cut: cutoff in 1/Å.
-    :param width: switching width in 1/Å (0 gives a hard cutoff).
-    :return: (K,) weights in [0, 1].
-    """
-    if width <= 0:
-        return (k_norm < k_cut).to(k_norm.dtype)
-    x = ((k_norm - (k_cut - width)) / width).clamp(0.0, 1.0)
-    return 0.5 * (1.0 + torch.cos(math.pi * x))
+def _phase_sum(positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``sum_k weights_k |S(k)|^2`` for one block of k-vectors (k (K, 3), q (n, C))."""
+    phase = positions @ k.T
+    re = q.T @ torch.cos(phase)
+    im = q.T @ torch.sin(phase)
+    return ((re * re + im * im) * weights).sum()
 
 
 def structure_factor_sum(
@@ -85,9 +106,60 @@ def structure_factor_sum(
     q = charges if charges.dim() == 2 else charges.unsqueeze(1)
     chunk = max(1, chunk_elements // max(n, 1))
     for start in range(0, kvectors.shape[0], chunk):
-        k = kvectors[start : start + chunk]
-        phase = positions @ k.T
-        re = q.T @ torch.cos(phase)
-        im = q.T @ torch.sin(phase)
-        total = total + ((re * re + im * im) * weights[start : start + chunk]).sum()
+        total = total + _phase_sum(positions, q, kvectors[start : start + chunk], weights[start : start + chunk])
     return total
+
+
+def kspace_energy(
+    positions: torch.Tensor,
+    charges: torch.Tensor,
+    cell: torch.Tensor,
+    sigma: float,
+    k_cut: float,
+    width: float,
+    coulomb_constant: float,
+    chunk_elements: int = _CHUNK_ELEMENTS,
+) -> torch.Tensor:
+    """``(2 pi k_e / V) sum_{0 < |k| < k_cut} w(|k|) exp(-sigma^2 k^2 / 2) / k^2 |S(k)|^2`` in eV, streamed.
+
+    The direct k-space sum of the Gaussian kernel (:func:`~les_model.electrostatics.kernels.gaussian_kspace_kernel`)
+    over the full sphere, evaluated on the half space plane by plane in blocks of ``chunk_elements / n`` k-vectors,
+    so that no more than one block of k-vectors and phases is held at once. No self or background term.
+
+    :param positions: (n, 3) positions in Å.
+    :param charges: (n,) charges in e.
+    :param cell: (3, 3) lattice vectors as rows in Å.
+    :param sigma: Gaussian width in Å.
+    :param k_cut: cutoff in 1/Å.
+    :param width: switching width in 1/Å (0: hard cutoff).
+    :param coulomb_constant: k_e in eV Å / e^2.
+    :param chunk_elements: largest number of (atom, k-vector) phases held at once.
+    :return: scalar energy in eV, differentiable in positions, charges and cell.
+    """
+    n = positions.shape[0]
+    volume = torch.linalg.det(cell).abs()
+    q = charges.unsqueeze(1)
+    recip = reciprocal_cell(cell)
+    recip_fixed = recip.detach()
+    bounds = _miller_bounds(cell, k_cut)
+    chunk = max(1, chunk_elements // max(n, 1))
+    total = positions.new_zeros(()) + 0.0 * (positions.sum() + charges.sum() + recip.sum())
+    pending: list[torch.Tensor] = []
+    n_pending = 0
+    for n0 in range(bounds[0] + 2):
+        last = n0 == bounds[0] + 1
+        if not last:
+            plane = _plane_miller_indices(recip_fixed, n0, bounds, k_cut)
+            if plane.shape[0] > 0:
+                pending.append(plane)
+                n_pending += plane.shape[0]
+        # emit full blocks (the same blocks as evaluating the whole list in chunks), the rest at the end
+        while n_pending >= chunk or (last and n_pending > 0):
+            buffer = torch.cat(pending, dim=0)
+            take = min(chunk, n_pending)
+            k = buffer[:take] @ recip
+            weights = gaussian_kspace_kernel((k * k).sum(dim=1), sigma, k_cut, width)
+            total = total + _phase_sum(positions, q, k, weights)
+            pending = [buffer[take:]]
+            n_pending -= take
+    return 4.0 * math.pi * coulomb_constant / volume * total

@@ -1,13 +1,14 @@
 """Particle-mesh Ewald (PME): point-charge Coulomb energy of one 3D-periodic structure in O(N log N).
 
-Same splitting as :mod:`les_model.electrostatics.ewald` with a Gaussian smearing :math:`\\sigma = 1 / (\\sqrt{2} \\alpha)`:
-the real-space part :math:`\\frac{k_e}{2} \\sum' q_i q_j \\operatorname{erfc}(r / (\\sqrt{2}\\sigma)) / r` runs over a
-vesin neighbour list (:mod:`les_model.data.neighborlist`), the reciprocal part on a mesh, plus the self term
+Same splitting as :mod:`les_model.electrostatics.ewald` with a Gaussian smearing
+:math:`\\sigma = 1 / (\\sqrt{2} \\alpha)`: the real-space part
+:math:`\\frac{k_e}{2} \\sum' q_i q_j \\operatorname{erfc}(r / (\\sqrt{2}\\sigma)) / r` runs over a vesin
+neighbour list (:mod:`les_model.data.neighborlist`), the reciprocal part on a mesh, plus the self term
 :math:`-k_e \\sum_i q_i^2 / (\\sqrt{2\\pi}\\sigma)` and the neutralising background :math:`-\\pi k_e Q^2 \\sigma^2 / V`.
 Two mesh implementations:
 
 * ``'spline'`` (default): smooth PME with B-spline charge assignment and deconvolution,
-  :func:`les_model.electrostatics.mesh.mesh_reciprocal_energy` (the same code as the LES mesh backend), on a 2-3-5-smooth mesh
+  :func:`les_model.electrostatics.mesh.mesh_energy` (the same code as the LES mesh backend), on a 2-3-5-smooth mesh
   that resolves all k with :math:`e^{-\\sigma^2 k^2 / 2} > \\epsilon`;
 * ``'torchpme'``: :class:`torchpme.PMECalculator` with :class:`torchpme.CoulombPotential` (Lagrange interpolation,
   power-of-two mesh), which includes the same self and background terms.
@@ -25,9 +26,11 @@ from typing import NamedTuple
 import torch
 import torchpme
 
-from les_model.data.neighborlist import NeighborList, edge_vectors, neighbor_list
-from les_model.electrostatics.mesh import mesh_reciprocal_energy, mesh_size
-from les_model.electrostatics.validation import MIN_DISTANCE, check_min_distance
+from les_model.data.neighborlist import NeighborList
+from les_model.electrostatics.ewald import point_charge_periodic_energy
+from les_model.electrostatics.mesh import mesh_energy, mesh_shape
+from les_model.electrostatics.realspace import real_space_pairs
+from les_model.electrostatics.validation import check_charges_shape
 from les_model.units import COULOMB_CONSTANT
 
 __all__ = ['PMEParameters', 'pme_energy', 'pme_parameters']
@@ -116,7 +119,7 @@ def pme_energy(
     Differentiable with respect to ``positions``, ``charges`` and ``cell``.
 
     :param positions: (n, 3) positions in Å.
-    :param charges: (n,) charges in e (a net charge gets a neutralising background).
+    :param charges: (n,) charges in e (a net charge gets a neutralising background); other shapes raise ValueError.
     :param cell: (3, 3) lattice vectors as rows in Å.
     :param accuracy: requested accuracy (see :func:`pme_parameters`); ignored when ``parameters`` is given.
     :param parameters: explicit :class:`PMEParameters`.
@@ -127,39 +130,14 @@ def pme_energy(
     """
     if implementation not in ('spline', 'torchpme'):
         raise ValueError(f"implementation must be 'spline' or 'torchpme', got {implementation!r}")
-    n = positions.shape[0]
+    check_charges_shape(positions, charges)
     if parameters is None:
         parameters = pme_parameters(accuracy)
-    device = positions.device
-    pbc = torch.ones(1, 3, dtype=torch.bool, device=device)
-    batch = torch.zeros(n, dtype=torch.int64, device=device)
-    cells = cell.unsqueeze(0)
-    full_list = nl is not None
-    if nl is None:
-        nl = neighbor_list(positions, cells, pbc, batch, parameters.r_cut, n_structures=1, full_list=False)
-    r = torch.linalg.norm(edge_vectors(positions, cells, batch, nl), dim=1)
-    check_min_distance(r, MIN_DISTANCE)
-    mask = r < parameters.r_cut
-    if implementation == 'torchpme':
-        pairs, distances = nl.edge_index.T[mask], r[mask]
-        return _torchpme_energy(positions, charges, cell, parameters, pairs, distances, accuracy, full_list)
-
     sigma = parameters.smearing
-    i, j = nl.edge_index[:, mask]
-    r_in = r[mask]
-    pair_weight = 0.5 if full_list else 1.0  # a full list counts every pair twice
-    real = (
-        pair_weight
-        * COULOMB_CONSTANT
-        * (charges[i] * charges[j] * torch.erfc(r_in / (math.sqrt(2.0) * sigma)) / r_in).sum()
-    )
-
-    def kernel_fn(k_sq):
-        return 4.0 * math.pi * torch.exp(-0.5 * sigma**2 * k_sq) / k_sq
-
-    ns = mesh_size(cell, parameters.k_max, parameters.mesh_factor)
-    reciprocal = mesh_reciprocal_energy(positions, charges, cell, kernel_fn, ns, parameters.order)
-    volume = torch.linalg.det(cell).abs()
-    self_energy = -COULOMB_CONSTANT / (math.sqrt(2.0 * math.pi) * sigma) * (charges * charges).sum()
-    background = -math.pi * COULOMB_CONSTANT * charges.sum() ** 2 * sigma**2 / volume
-    return real + reciprocal + self_energy + background
+    if implementation == 'torchpme':
+        i, j, r, pair_weight = real_space_pairs(positions, cell, parameters.r_cut, nl)
+        pairs = torch.stack([i, j], dim=1)
+        return _torchpme_energy(positions, charges, cell, parameters, pairs, r, accuracy, pair_weight == 0.5)
+    shape = mesh_shape(cell, parameters.k_max, parameters.mesh_factor)
+    reciprocal = mesh_energy(positions, charges, cell, sigma, math.inf, 0.0, shape, parameters.order)
+    return point_charge_periodic_energy(positions, charges, cell, sigma, parameters.r_cut, reciprocal, nl)

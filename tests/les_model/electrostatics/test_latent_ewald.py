@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from les_model.electrostatics.latent_ewald import LatentEwald
+from les_model.electrostatics.realspace import gaussian_pair_energy
 from les_model.nn.charge_constraints import enforce_total_charge
-from les_model.electrostatics.latent_ewald import LatentEwald, gaussian_pair_energy
 from les_model.testing.physics import (
     autograd_forces,
     check_forces,
