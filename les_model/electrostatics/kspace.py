@@ -24,6 +24,8 @@ __all__ = [
 
 #: Largest number of (atom, k-vector) phase entries evaluated at once.
 _CHUNK_ELEMENTS = 2**22
+#: Largest number of k-vectors per block of :func:`kspace_energy` (bounds the memory of few-atom, huge cells).
+_MAX_BLOCK = 2**18
 
 
 def reciprocal_cell(cell: torch.Tensor) -> torch.Tensor:
@@ -42,14 +44,31 @@ def _miller_bounds(cell: torch.Tensor, k_cut: float) -> list[int]:
 
 
 def _plane_miller_indices(recip: torch.Tensor, n0: int, bounds: list[int], k_cut: float) -> torch.Tensor:
-    """(P, 3) Miller indices (as floats) of plane ``n_1 = n0`` in the half space and inside ``|k| < k_cut``."""
-    r1 = torch.arange(-bounds[1], bounds[1] + 1, dtype=recip.dtype, device=recip.device)
-    r2 = torch.arange(-bounds[2], bounds[2] + 1, dtype=recip.dtype, device=recip.device)
-    n1 = r1.repeat_interleave(r2.shape[0])
-    n2 = r2.repeat(r1.shape[0])
-    n = torch.stack([torch.full_like(n1, float(n0)), n1, n2], dim=1)
+    """(P, 3) Miller indices (as floats) of plane ``n_1 = n0`` in the half space and inside ``|k| < k_cut``.
+
+    Row by row (fixed ``n_1, n_2``) the allowed ``n_3`` form an interval, the roots of the quadratic
+    ``|c + n_3 b_3|^2 = k_cut^2`` with ``c = n_1 b_1 + n_2 b_2``; the interval is widened by one on each side and the
+    candidates filtered exactly, so only about one row's worth of points outside the sphere is ever built.
+    """
+    dtype, device = recip.dtype, recip.device
+    n1 = torch.arange(-bounds[1], bounds[1] + 1, dtype=dtype, device=device)
     if n0 == 0:  # half space: n_1 > 0, or n_1 = 0 and n_2 > 0, or n_1 = n_2 = 0 and n_3 > 0
-        n = n[(n1 > 0) | ((n1 == 0) & (n2 > 0))]
+        n1 = n1[n1 >= 0]
+    c = float(n0) * recip[0] + n1.unsqueeze(1) * recip[1]  # (R, 3)
+    b3_sq = (recip[2] * recip[2]).sum()
+    cb = c @ recip[2]
+    disc = cb * cb - b3_sq * ((c * c).sum(dim=1) - k_cut * k_cut)
+    root = torch.sqrt(disc.clamp(min=0.0))
+    lo = torch.clamp(torch.floor((-cb - root) / b3_sq) - 1.0, min=-float(bounds[2]))
+    hi = torch.clamp(torch.ceil((-cb + root) / b3_sq) + 1.0, max=float(bounds[2]))
+    if n0 == 0:
+        lo = torch.where(n1 == 0, torch.clamp(lo, min=1.0), lo)
+    counts = torch.where(disc >= 0, hi - lo + 1.0, torch.zeros_like(lo)).clamp(min=0.0).to(torch.int64)
+    total = int(counts.sum())
+    rows = torch.repeat_interleave(torch.arange(n1.shape[0], device=device), counts)
+    starts = torch.cumsum(counts, dim=0) - counts
+    n3 = lo[rows] + (torch.arange(total, device=device) - starts[rows]).to(dtype)
+    n = torch.stack([torch.full_like(n3, float(n0)), n1[rows], n3], dim=1)
     return n[torch.linalg.norm(n @ recip, dim=1) < k_cut]
 
 
@@ -123,8 +142,9 @@ def kspace_energy(
     """``(2 pi k_e / V) sum_{0 < |k| < k_cut} w(|k|) exp(-sigma^2 k^2 / 2) / k^2 |S(k)|^2`` in eV, streamed.
 
     The direct k-space sum of the Gaussian kernel (:func:`~les_model.electrostatics.kernels.gaussian_kspace_kernel`)
-    over the full sphere, evaluated on the half space plane by plane in blocks of ``chunk_elements / n`` k-vectors,
-    so that no more than one block of k-vectors and phases is held at once. No self or background term.
+    over the full sphere, evaluated on the half space plane by plane in blocks of ``chunk_elements / n`` k-vectors
+    (at most 2^18), so that no more than one block of k-vectors and phases is held at once. No self or background
+    term.
 
     :param positions: (n, 3) positions in Å.
     :param charges: (n,) charges in e.
@@ -142,7 +162,7 @@ def kspace_energy(
     recip = reciprocal_cell(cell)
     recip_fixed = recip.detach()
     bounds = _miller_bounds(cell, k_cut)
-    chunk = max(1, chunk_elements // max(n, 1))
+    chunk = min(max(1, chunk_elements // max(n, 1)), _MAX_BLOCK)
     total = positions.new_zeros(()) + 0.0 * (positions.sum() + charges.sum() + recip.sum())
     pending: list[torch.Tensor] = []
     n_pending = 0

@@ -218,3 +218,22 @@ def test_shared_full_neighbor_list_gives_same_energy(implementation):
         own = pme_energy(*args, parameters=parameters, implementation=implementation)
         shared = pme_energy(*args, parameters=parameters, nl=nl, implementation=implementation)
     assert float(shared) == pytest.approx(float(own), rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize('which', ['ewald', 'pme', 'pair', 'point_pair'])
+def test_low_level_functions_refuse_charge_columns(which):
+    """Charges of shape (n, 1) used to broadcast against (P,) pair terms into a silently wrong energy."""
+    from les_model.electrostatics.realspace import gaussian_pair_energy
+
+    positions = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.5, 0.0]], dtype=torch.float64)
+    cell = torch.eye(3, dtype=torch.float64) * 8.0
+    column = torch.tensor([[1.0], [-0.5], [-0.5]], dtype=torch.float64)
+    call = {
+        'ewald': lambda q: ewald_energy(positions, q, cell),
+        'pme': lambda q: pme_energy(positions, q, cell),
+        'pair': lambda q: gaussian_pair_energy(positions, q, 1.0),
+        'point_pair': lambda q: gaussian_pair_energy(positions, q, 0.0),
+    }[which]
+    assert torch.isfinite(call(column[:, 0]))  # the (n,) form works
+    with pytest.raises(ValueError, match=r'charges must have shape \(3,\), got \(3, 1\)'):
+        call(column)
