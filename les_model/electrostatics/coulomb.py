@@ -32,7 +32,6 @@ class CoulombEnergy(BatchedElectrostatics):
     :param accuracy: requested accuracy for Ewald (see :func:`les_model.electrostatics.ewald.ewald_parameters`).
     :param pme_accuracy: requested accuracy for PME (see :func:`les_model.electrostatics.pme.pme_parameters`).
     :param pme_threshold: number of atoms from which ``'auto'`` uses PME.
-    :param pme_implementation: ``'spline'`` or ``'torchpme'`` (see :func:`les_model.electrostatics.pme.pme_energy`).
     """
 
     def __init__(
@@ -41,7 +40,6 @@ class CoulombEnergy(BatchedElectrostatics):
         accuracy: float = 1e-8,
         pme_accuracy: float = 1e-5,
         pme_threshold: int = 500,
-        pme_implementation: str = 'spline',
     ):
         super().__init__()
         if method not in _METHODS:
@@ -50,9 +48,6 @@ class CoulombEnergy(BatchedElectrostatics):
         self.accuracy = float(accuracy)
         self.pme_accuracy = float(pme_accuracy)
         self.pme_threshold = int(pme_threshold)
-        if pme_implementation not in ('spline', 'torchpme'):
-            raise ValueError(f"pme_implementation must be 'spline' or 'torchpme', got {pme_implementation!r}")
-        self.pme_implementation = pme_implementation
 
     def periodic_method(self, n_atoms: int) -> str:
         """The method used for a periodic structure of ``n_atoms`` atoms: ``'ewald'`` or ``'pme'``."""
@@ -67,7 +62,5 @@ class CoulombEnergy(BatchedElectrostatics):
     def periodic_energy(self, positions: torch.Tensor, charges: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """Ewald or PME energy in eV of one 3D-periodic structure (see :meth:`periodic_method`)."""
         if self.periodic_method(positions.shape[0]) == 'pme':
-            return pme_energy(
-                positions, charges, cell, accuracy=self.pme_accuracy, implementation=self.pme_implementation
-            )
+            return pme_energy(positions, charges, cell, accuracy=self.pme_accuracy)
         return ewald_energy(positions, charges, cell, accuracy=self.accuracy)

@@ -1,4 +1,4 @@
-"""PNG plots of phonon band structures and densities of states (from :mod:`les_model.phonons`), frequencies in THz."""
+"""PNG plots of phonon band structures and densities of states (:mod:`les_model.applications.phonons`), in THz."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ __all__ = ['plot_band_structure', 'plot_dos']
 
 
 def plot_band_structure(bands: dict, path: str | Path, dos: dict | None = None, title: str = '') -> Path:
-    """Write a PNG of a band structure from :func:`les_model.phonons.band_structure` (with the DOS when given)."""
+    """Write a PNG of a band structure from :func:`.compute.band_structure` (with the DOS when given)."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -48,7 +48,7 @@ def plot_band_structure(bands: dict, path: str | Path, dos: dict | None = None, 
 
 
 def plot_dos(dos: dict, path: str | Path, title: str = '') -> Path:
-    """Write a PNG of a total DOS from :func:`les_model.phonons.density_of_states`."""
+    """Write a PNG of a total DOS from :func:`les_model.applications.phonons.compute.density_of_states`."""
     import matplotlib
 
     matplotlib.use('Agg')
