@@ -19,7 +19,6 @@ __all__ = [
     'half_space_miller_indices',
     'kspace_energy',
     'reciprocal_cell',
-    'structure_factor_sum',
 ]
 
 #: Largest number of (atom, k-vector) phase entries evaluated at once.
@@ -100,33 +99,6 @@ def _phase_sum(positions: torch.Tensor, q: torch.Tensor, k: torch.Tensor, weight
     re = q.T @ torch.cos(phase)
     im = q.T @ torch.sin(phase)
     return ((re * re + im * im) * weights).sum()
-
-
-def structure_factor_sum(
-    positions: torch.Tensor,
-    charges: torch.Tensor,
-    kvectors: torch.Tensor,
-    weights: torch.Tensor,
-    chunk_elements: int = _CHUNK_ELEMENTS,
-) -> torch.Tensor:
-    """``sum_k weights_k |S(k)|^2`` with ``S(k) = sum_i q_i exp(i k . r_i)``, evaluated in chunks of k-vectors.
-
-    :param positions: (n, 3) positions in Å.
-    :param charges: (n,) or (n, C) charges in e (C channels are summed independently).
-    :param kvectors: (K, 3) k-vectors in 1/Å.
-    :param weights: (K,) weights.
-    :param chunk_elements: largest number of (atom, k-vector) phases held at once (memory bound).
-    :return: scalar tensor (sum over channels).
-    """
-    n = positions.shape[0]
-    total = positions.new_zeros(())
-    if kvectors.shape[0] == 0 or n == 0:
-        return total + 0.0 * (weights.sum() + positions.sum() + charges.sum())
-    q = charges if charges.dim() == 2 else charges.unsqueeze(1)
-    chunk = max(1, chunk_elements // max(n, 1))
-    for start in range(0, kvectors.shape[0], chunk):
-        total = total + _phase_sum(positions, q, kvectors[start : start + chunk], weights[start : start + chunk])
-    return total
 
 
 def kspace_energy(

@@ -143,24 +143,20 @@ def mesh_energy(
     positions: torch.Tensor,
     charges: torch.Tensor,
     cell: torch.Tensor,
-    sigma: float,
-    k_cut: float,
-    width: float,
     shape: list[int],
     order: int,
+    sigma: float,
+    k_cut: float = math.inf,
+    width: float = 0.0,
     coulomb_constant: float = COULOMB_CONSTANT,
 ) -> torch.Tensor:
     """``(k_e / 2V) sum_{m != 0} 4 pi G(k_m) |S(k_m)|^2`` on a B-spline mesh in eV, without any self term.
 
-    ``G`` is the Gaussian kernel with the (smooth) cutoff of
+    The mesh counterpart of :func:`~les_model.electrostatics.kspace.kspace_energy`, with the same ``positions``
+    (n, 3) Å, ``charges`` (n,) e, ``cell`` (3, 3) Å, ``sigma`` Å, ``k_cut`` 1/Å (``math.inf``: every mesh wavevector)
+    and ``width`` 1/Å: ``G`` is the Gaussian kernel with the (smooth) cutoff of
     :func:`~les_model.electrostatics.kernels.gaussian_kspace_kernel`, deconvolved by the B-spline transform.
 
-    :param positions: (n, 3) positions in Å.
-    :param charges: (n,) charges in e.
-    :param cell: (3, 3) lattice vectors as rows in Å.
-    :param sigma: Gaussian width in Å.
-    :param k_cut: cutoff in 1/Å (``math.inf``: every mesh wavevector).
-    :param width: switching width in 1/Å (0: hard cutoff).
     :param shape: mesh points per axis (see :func:`mesh_shape`).
     :param order: B-spline order p (2 to 6).
     :param coulomb_constant: k_e in eV Å / e^2 (an argument so that TorchScript sees it).
@@ -195,12 +191,8 @@ def mesh_les_energy(
 ) -> torch.Tensor:
     """LES energy of one 3D-periodic structure evaluated on a mesh, in eV. Differentiable in positions, charges, cell.
 
-    :param positions: (n, 3) positions in Å.
-    :param charges: (n,) charges in e.
-    :param cell: (3, 3) lattice vectors as rows in Å.
-    :param sigma: Gaussian width in Å.
-    :param k_cut: k cutoff in 1/Å.
-    :param width: switching width in 1/Å.
+    ``positions`` to ``width`` as in :func:`mesh_energy`, on a mesh of :func:`mesh_shape`.
+
     :param remove_self_interaction: subtract ``k_e sum q^2 / (sqrt(2 pi) sigma)``.
     :param mesh_factor: oversampling of the largest Miller index of the direct sum (>= 1).
     :param interpolation_nodes: B-spline order p (2 to 6).
@@ -210,7 +202,7 @@ def mesh_les_energy(
     if mesh_factor < 1:
         raise ValueError('mesh_factor must be >= 1')
     shape = mesh_shape(cell, k_cut, mesh_factor)
-    energy = mesh_energy(positions, charges, cell, sigma, k_cut, width, shape, interpolation_nodes, coulomb_constant)
+    energy = mesh_energy(positions, charges, cell, shape, interpolation_nodes, sigma, k_cut, width, coulomb_constant)
     if remove_self_interaction:
         energy = energy - gaussian_self_energy(charges, sigma, coulomb_constant)
     return energy

@@ -83,23 +83,17 @@ def pme_energy(
     parameters: PMEParameters | None = None,
     nl: NeighborList | None = None,
 ) -> torch.Tensor:
-    """Point-charge Coulomb energy of one 3D-periodic cell by PME, in eV.
+    """Point-charge Coulomb energy of one 3D-periodic cell by PME, in eV (O(N log N)).
 
-    Differentiable with respect to ``positions``, ``charges`` and ``cell``.
-
-    :param positions: (n, 3) positions in Å.
-    :param charges: (n,) charges in e (a net charge gets a neutralising background); other shapes raise ValueError.
-    :param cell: (3, 3) lattice vectors as rows in Å.
-    :param accuracy: requested accuracy (see :func:`pme_parameters`); ignored when ``parameters`` is given.
-    :param parameters: explicit :class:`PMEParameters`.
-    :param nl: optional precomputed full neighbour list with cutoff >= ``parameters.r_cut`` (e.g. shared with a
-        short-range model); without it a half list is built.
-    :return: scalar energy in eV.
+    The same energy and arguments as :func:`~les_model.electrostatics.ewald.ewald_energy` (``positions`` (n, 3) Å,
+    ``charges`` (n,) e, ``cell`` (3, 3) Å, an optional full neighbour list ``nl``, e.g. shared with a short-range
+    model), differentiable in positions, charges and cell; ``accuracy`` and ``parameters`` as in
+    :func:`pme_parameters` / :class:`PMEParameters`. Returns a scalar in eV.
     """
     check_charges_shape(positions, charges)
     if parameters is None:
         parameters = pme_parameters(accuracy)
     sigma = parameters.smearing
     shape = mesh_shape(cell, parameters.k_max, parameters.mesh_factor)
-    reciprocal = mesh_energy(positions, charges, cell, sigma, math.inf, 0.0, shape, parameters.order)
+    reciprocal = mesh_energy(positions, charges, cell, shape, parameters.order, sigma)
     return point_charge_periodic_energy(positions, charges, cell, sigma, parameters.r_cut, reciprocal, nl)

@@ -11,13 +11,13 @@ import torch
 from ase import units
 from ase.calculators.calculator import Calculator, all_changes
 
-from les_model.applications.phonons import (
+from les_model.applications.phonons.born import (
     born_charges_from_calculator,
-    create_phonopy,
     nac_parameters,
-    run_phonons,
     unitcell_born_from_primitive,
 )
+from les_model.applications.phonons.compute import create_phonopy
+from les_model.applications.phonons.run import run_phonons
 from les_model.calculator import LesCalculator
 from les_model.config import ModelConfig
 from les_model.electrostatics.ewald import ewald_energy
