@@ -110,6 +110,7 @@ def kspace_energy(
     width: float,
     coulomb_constant: float,
     chunk_elements: int = _CHUNK_ELEMENTS,
+    max_block: int = _MAX_BLOCK,
 ) -> torch.Tensor:
     """``(2 pi k_e / V) sum_{0 < |k| < k_cut} w(|k|) exp(-sigma^2 k^2 / 2) / k^2 |S(k)|^2`` in eV, streamed.
 
@@ -126,6 +127,7 @@ def kspace_energy(
     :param width: switching width in 1/Å (0: hard cutoff).
     :param coulomb_constant: k_e in eV Å / e^2.
     :param chunk_elements: largest number of (atom, k-vector) phases held at once.
+    :param max_block: largest number of k-vectors per block.
     :return: scalar energy in eV, differentiable in positions, charges and cell.
     """
     n = positions.shape[0]
@@ -134,7 +136,7 @@ def kspace_energy(
     recip = reciprocal_cell(cell)
     recip_fixed = recip.detach()
     bounds = _miller_bounds(cell, k_cut)
-    chunk = min(max(1, chunk_elements // max(n, 1)), _MAX_BLOCK)
+    chunk = min(max(1, chunk_elements // max(n, 1)), max_block)
     total = positions.new_zeros(()) + 0.0 * (positions.sum() + charges.sum() + recip.sum())
     pending: list[torch.Tensor] = []
     n_pending = 0
