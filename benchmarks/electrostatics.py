@@ -15,7 +15,21 @@ relative to the short-range pass at the largest size. ``--clock cpu`` reports pr
 (useful on a shared machine). ``--structure FILE`` (any ase-readable periodic file) replaces the random systems by
 that structure (replicated to about the requested sizes) with random neutral charges.
 
+``--pme-table`` instead times the three mesh summations side by side (energy + forces, one thread by default):
+
+* ``les_mesh``: the LES mesh (:func:`~les_model.electrostatics.mesh.mesh_les_energy`, sigma 1 Å, dl 2 Å, B-splines
+  of order 5, mesh factor 1.5);
+* ``pme_own``: the project's PME for point charges (:func:`~les_model.electrostatics.pme.pme_energy`, accuracy
+  1e-5: the LES mesh code plus the real-space erfc sum over a vesin neighbour list);
+* ``pme_torchpme``: the same PME with torch-pme's reciprocal part (``PMECalculator``, Lagrange interpolation with 6
+  nodes, mesh spacing from the accuracy; the former ``pme_energy(..., implementation='torchpme')``);
+* ``torchpme_les``: torch-pme's ``PMECalculator`` at LES settings (Gaussian charges of sigma 1 Å, no real-space
+  pairs, mesh spacing dl / 3 as the LES mesh, 4 interpolation nodes), the like-for-like alternative to ``les_mesh``,
+
+with the ratios ``pme_torchpme / pme_own`` and ``torchpme_les / les_mesh``.
+
 Usage: ``python benchmarks/electrostatics.py [--sizes 192 768 3072 12288] [--repeats 3] [--threads 1] [--clock cpu]``
+or ``python benchmarks/electrostatics.py --pme-table [--sizes 768 3072 12288]``
 """
 
 from __future__ import annotations
@@ -28,8 +42,12 @@ import numpy as np
 import torch
 
 from les_model.data.neighborlist import edge_vectors, neighbor_list
-from les_model.nn.coulomb import CoulombEnergy
-from les_model.nn.long_range import LatentEwald
+from les_model.electrostatics.coulomb import CoulombEnergy
+from les_model.electrostatics.latent_ewald import LatentEwald
+from les_model.electrostatics.mesh import mesh_les_energy
+from les_model.electrostatics.pme import pme_energy, pme_parameters
+from les_model.electrostatics.realspace import real_space_pairs
+from les_model.units import COULOMB_CONSTANT
 
 DENSITY = 0.1
 
@@ -116,6 +134,68 @@ def make_methods():
     }
 
 
+def make_pme_methods(sigma: float = 1.0, dl: float = 2.0):
+    """Energy functions of the mesh summations compared by ``--pme-table`` (see the module docstring)."""
+    import torchpme
+
+    k_cut = 2.0 * math.pi / dl
+
+    def les_mesh(data, positions):
+        return mesh_les_energy(positions, data['charges'], data['cell'][0], sigma, k_cut, 0.2 * k_cut)
+
+    def pme_own(data, positions):
+        return pme_energy(positions, data['charges'], data['cell'][0], accuracy=1e-5)
+
+    def pme_torchpme(data, positions, accuracy=1e-5):
+        cell, charges = data['cell'][0], data['charges']
+        parameters = pme_parameters(accuracy)
+        p = math.sqrt(-math.log(accuracy))
+        # torch-pme (Lagrange, 6 nodes): relative error ~ 1e-4 (h / sigma)^6
+        spacing = parameters.smearing * min((accuracy / 1e-4) ** (1.0 / 6.0), math.pi / p)
+        calculator = torchpme.PMECalculator(
+            torchpme.CoulombPotential(smearing=parameters.smearing), mesh_spacing=spacing, interpolation_nodes=6
+        ).to(dtype=positions.dtype, device=positions.device)
+        i, j, r, _ = real_space_pairs(positions, cell, parameters.r_cut)
+        potential = calculator(charges.unsqueeze(1), cell, positions, torch.stack([i, j], dim=1), r)
+        return COULOMB_CONSTANT * (charges * potential[:, 0]).sum()
+
+    def torchpme_les(data, positions):
+        calculator = torchpme.PMECalculator(
+            torchpme.CoulombPotential(smearing=sigma), mesh_spacing=dl / 3.0, interpolation_nodes=4
+        ).to(dtype=positions.dtype, device=positions.device)
+        no_pairs = torch.zeros(0, 2, dtype=torch.int64, device=positions.device)
+        potential = calculator(
+            charges=data['charges'].unsqueeze(1),
+            cell=data['cell'][0],
+            positions=positions,
+            neighbor_indices=no_pairs,
+            neighbor_distances=positions.new_zeros(0),
+        )
+        return COULOMB_CONSTANT * (data['charges'] * potential[:, 0]).sum()
+
+    return {'les_mesh': les_mesh, 'pme_own': pme_own, 'pme_torchpme': pme_torchpme, 'torchpme_les': torchpme_les}
+
+
+def pme_table(sizes, repeats: int, clock, dtype, device) -> dict:
+    """Time :func:`make_pme_methods` at every size, print the table with ratios; returns sizes and times."""
+    methods = make_pme_methods()
+    times = {name: [] for name in methods}
+    actual = []
+    for n in sizes:
+        data = random_system(n, seed=n, dtype=dtype, device=device)
+        actual.append(data['positions'].shape[0])
+        for name, fn in methods.items():
+            times[name].append(time_energy_forces(fn, data, repeats, clock))
+    print(f'# energy + forces time [ms], {torch.get_num_threads()} thread(s), best of {repeats}')
+    print(f'{"N":>7} ' + ' '.join(f'{name:>13}' for name in methods) + f' {"torchpme/own":>13} {"tpme_les/les":>13}')
+    for k, n in enumerate(actual):
+        cells = ' '.join(f'{1e3 * times[name][k]:13.2f}' for name in methods)
+        ratio_pme = times['pme_torchpme'][k] / times['pme_own'][k]
+        ratio_les = times['torchpme_les'][k] / times['les_mesh'][k]
+        print(f'{n:>7} {cells} {ratio_pme:13.2f} {ratio_les:13.2f}')
+    return {'sizes': actual, 'times': times}
+
+
 def time_energy_forces(energy_fn, data, repeats: int, clock=time.perf_counter) -> float:
     """Best time in s of one energy + autograd-forces evaluation over ``repeats`` runs (after one warm-up).
 
@@ -160,10 +240,14 @@ def main(argv=None) -> dict:
         '--mlp', action='store_true', help='also time the default MessagePassingHost short-range network as yardstick'
     )
     parser.add_argument('--clock', choices=['wall', 'cpu'], default='wall', help='wall time or process CPU time')
+    parser.add_argument('--pme-table', action='store_true', help='time LES mesh, own PME and torch-pme side by side')
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
+    if args.pme_table:
+        clock = time.perf_counter if args.clock == 'wall' else time.process_time
+        return pme_table(args.sizes, args.repeats, clock, dtype, args.device)
     structure = None
     if args.structure:
         import ase.io

@@ -2,7 +2,8 @@
 
 Takes phonopy's NaCl test files as arguments (displacement yaml with the unit cell, FORCE_SETS of the 2x2x2
 conventional supercell computed with VASP, BORN with eps_inf = 2.43533967 and Z* = +-1.086875) and runs
-:func:`les_model.phonons.run_phonons` on them: force constants from the given force sets, the non-analytic correction
+:func:`les_model.applications.phonons.run.run_phonons` on them: force constants from the given force sets, the
+non-analytic correction
 from the unit-cell Born charges (ASR enforced, symmetrised), Gamma approached along [100]. phonopy's reference values
 are TO 4.6164 THz and LO 7.3963 THz; the check passes within ``--tolerance`` (1e-3 THz).
 
@@ -23,7 +24,9 @@ import numpy as np
 import phonopy
 from phonopy.file_IO import parse_BORN, parse_FORCE_SETS
 
-from les_model.phonons import create_phonopy, phonopy_to_atoms, run_phonons, unitcell_born_from_primitive
+from les_model.applications.phonons.born import unitcell_born_from_primitive
+from les_model.applications.phonons.compute import create_phonopy, phonopy_to_atoms
+from les_model.applications.phonons.run import run_phonons
 
 REFERENCE_TO_THZ = 4.6164
 REFERENCE_LO_THZ = 7.3963

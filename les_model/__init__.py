@@ -17,8 +17,8 @@ _EXPORTS = {
     'save_model': 'les_model.io',
     'load_config': 'les_model.config',
     'validate_config': 'les_model.config',
-    'LatentEwald': 'les_model.nn.long_range',
-    'CoulombEnergy': 'les_model.nn.coulomb',
+    'LatentEwald': 'les_model.electrostatics.latent_ewald',
+    'CoulombEnergy': 'les_model.electrostatics.coulomb',
     'QEq': 'les_model.nn.qeq',
 }
 

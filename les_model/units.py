@@ -22,10 +22,14 @@ E_ANGSTROM_TO_DEBYE: float = 4.803204544
 #: Conversion from e / Å^2 (polarization) to C / m^2.
 E_PER_A2_TO_C_PER_M2: float = 16.02176634
 
+#: Conversion from THz to cm^-1 (frequencies).
+THZ_TO_CM: float = 33.35640951981521
+
 __all__ = [
     'COULOMB_CONSTANT',
     'EPSILON_0',
     'EV_PER_A3_TO_GPA',
     'E_ANGSTROM_TO_DEBYE',
     'E_PER_A2_TO_C_PER_M2',
+    'THZ_TO_CM',
 ]

@@ -1,4 +1,4 @@
-"""Branch handling of Berry-phase dipoles and Born effective charges by central finite differences (pure numpy).
+"""Branch handling of Berry-phase dipoles and Born effective charges by central finite differences (numpy).
 
 Units: dipoles in e·Å, displacements in Å, cells in Å (lattice vectors as rows, ase convention), Born charges in e.
 
@@ -6,8 +6,8 @@ The Berry-phase dipole of a periodic cell, :math:`\\mu = V P`, is only defined m
 :math:`e R` (any lattice vector :math:`R = \\sum_a n_a a_a`). Two rules fix the branch here:
 
 * a stored dipole is *folded* so that its lattice coordinates :math:`s = \\mu A^{-1}` lie in :math:`[-1/2, 1/2)`
-  (the same branch as :func:`les_model.nn.response.polarization`); the quantum is the cell itself, which every
-  frame carries;
+  (:func:`les_model.electrostatics.polarization.nearest_image`, used by the parser); the quantum is the cell itself,
+  which every frame carries;
 * a finite difference :math:`\\mu(+h) - \\mu(-h)` is reduced to its *minimum image* (nearest lattice vector
   removed), which puts both displaced dipoles on one branch whenever :math:`|Z^* 2h|` is far below half a lattice
   vector (0.02 e·Å against several e·Å in practice).
@@ -22,24 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = (
-    'acoustic_sum_rule_violation',
-    'central_difference_born_charges',
-    'fold_dipole',
-    'minimum_image_difference',
-)
+from les_model.electrostatics.polarization import nearest_image
 
-
-def _lattice_coordinates(vectors: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Return coordinates ``s`` (shape of ``vectors``) with ``vectors = s @ cell``."""
-    return np.linalg.solve(np.asarray(cell, dtype=float).T, np.asarray(vectors, dtype=float).T).T
-
-
-def fold_dipole(dipole: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Fold a Berry-phase dipole (e·Å, shape (3,)) onto the branch with lattice coordinates in [-1/2, 1/2)."""
-    cell = np.asarray(cell, dtype=float)
-    frac = _lattice_coordinates(dipole, cell)
-    return (frac - np.floor(frac + 0.5)) @ cell
+__all__ = ('central_difference_born_charges', 'minimum_image_difference')
 
 
 def minimum_image_difference(delta: np.ndarray, cell: np.ndarray | None) -> np.ndarray:
@@ -50,9 +35,7 @@ def minimum_image_difference(delta: np.ndarray, cell: np.ndarray | None) -> np.n
     delta = np.asarray(delta, dtype=float)
     if cell is None:
         return delta.copy()
-    cell = np.asarray(cell, dtype=float)
-    frac = _lattice_coordinates(delta.reshape(-1, 3), cell)
-    return (delta.reshape(-1, 3) - np.round(frac) @ cell).reshape(delta.shape)
+    return nearest_image(delta, cell)
 
 
 def central_difference_born_charges(
@@ -76,9 +59,3 @@ def central_difference_born_charges(
         raise ValueError(f'displacement must be > 0, got {displacement}.')
     delta = minimum_image_difference(plus - minus, cell)
     return np.swapaxes(delta, 1, 2) / (2.0 * displacement)
-
-
-def acoustic_sum_rule_violation(bec: np.ndarray, total_charge: float = 0.0) -> float:
-    """Largest entry (e) of ``sum_k Z*_k - Q I``: zero for an exact calculation (Q: total charge in e)."""
-    total = np.asarray(bec, dtype=float).sum(axis=0) - float(total_charge) * np.eye(3)
-    return float(np.abs(total).max())

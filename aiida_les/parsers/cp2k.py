@@ -28,7 +28,7 @@ from aiida_les.labelling import cp2k_bec
 from aiida_les.labelling.cp2k_input import build_cp2k_input, level_of_theory, settings_sha1
 from aiida_les.labelling.cp2k_output import DEBYE_IN_E_ANGSTROM, mentions_out_of_memory, parse_cp2k_output
 from aiida_les.labelling.frames import labelled_frame
-from aiida_les.labelling.polarization import acoustic_sum_rule_violation, fold_dipole
+from les_model.electrostatics.polarization import acoustic_sum_rule_violation, nearest_image
 
 __all__ = ('DEBYE_IN_E_ANGSTROM', 'LesCp2kParser')
 
@@ -142,7 +142,7 @@ class LesCp2kParser(Parser):
         if dipole is not None and cell is not None:
             if not parsed.get('dipole_periodic'):
                 raise ValueError('CP2K printed a non-periodic dipole for a periodic cell.')
-            dipole = fold_dipole(dipole, cell)
+            dipole = nearest_image(dipole, cell)
         return dipole
 
     def _check_consistency(self, corrections: dict) -> str | None:

@@ -55,6 +55,7 @@ def _run(argv) -> ExitCode:
 
     from les_model import _keys as K
     from les_model.data.atoms import atoms_to_sample, collate
+    from les_model.electrostatics.polarization import divide_by_sqrt_eps_inf
     from les_model.io import IncompatibleModelError, load_model
     from les_model.train.metrics import ErrorAccumulator
     from les_model.train.trainer import resolve_device, resolve_dtype
@@ -92,7 +93,7 @@ def _run(argv) -> ExitCode:
             predictions.append({k: v.detach() for k, v in pred.items() if k != K.NODE_FEATURES})
         stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS], batch[K.TOTAL_CHARGE])
         if config.eps_inf is not None and K.BEC in stats:
-            stats[K.BEC] = stats[K.BEC] / float(np.sqrt(config.eps_inf))
+            stats[K.BEC] = divide_by_sqrt_eps_inf(stats[K.BEC], float(config.eps_inf))
         accumulator.update(stats, batch, 0.0)
         if len(models) > 1 and K.FORCES in batch:
             labelled = batch[K.FORCES_MASK][batch[K.BATCH]].bool()

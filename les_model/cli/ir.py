@@ -1,9 +1,10 @@
 """``les-ir trajectory.extxyz [options]``: IR spectrum of an ``les-md`` trajectory, as data and a plot.
 
-The spectrum comes from :func:`les_model.infrared.ir_spectrum_from_trajectory`: by default the autocorrelation of
-the dipole ``sum_i q_i r_i`` built from the per-frame latent charges (``les_charges``) and positions unwrapped
-across periodic boundaries; ``--method velocities`` projects the velocities on the per-frame Born charges
-(``les_bec``) or charges instead. The time step comes from ``info['les_time_fs']`` unless ``--timestep`` is given.
+The spectrum comes from :func:`les_model.applications.infrared.ir_spectrum_from_trajectory`: by default the
+autocorrelation of the dipole ``sum_i q_i r_i`` built from the per-frame latent charges (``les_charges``) and
+positions unwrapped across periodic boundaries; ``--method velocities`` projects the velocities on the per-frame
+Born charges (``les_bec``) or charges instead. The time step comes from ``info['les_time_fs']`` unless
+``--timestep`` is given.
 
 Outputs (in ``--output-dir``, default the current directory): ``<prefix>.dat`` (columns frequency [THz],
 wavenumber [cm^-1], intensity [(e Å/fs)^2 fs]), ``<prefix>.json`` (the same arrays plus method, time step [fs],
@@ -57,7 +58,7 @@ def _run(argv) -> ExitCode:
     import ase.io
     import numpy as np
 
-    from les_model.infrared import THZ_TO_CM, ir_spectrum_from_trajectory
+    from les_model.applications.infrared import THZ_TO_CM, ir_spectrum_from_trajectory
 
     try:
         frames = ase.io.read(args.trajectory, index=':')

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import vesin
 
-from les_model.nn.validation import validate_inputs
+from les_model.electrostatics.validation import validate_inputs
 
 __all__ = ['NeighborList', 'edge_vectors', 'neighbor_list']
 

@@ -7,8 +7,8 @@ Reference potential (units eV, Å, e):
     E = \\sum_{i<j,\\, r_{ij} < r_c} A \\, e^{-r_{ij}/\\rho} + E_\\mathrm{Coulomb}(\\{q_i\\})
 
 with fixed charges per species and the *converged* point-charge Coulomb energy of the electrostatics engine
-(:class:`~les_model.nn.coulomb.CoulombEnergy`: Ewald for periodic cells, bare pair sum for molecules). Forces and
-stress are its autograd derivatives. It is a truth independent of the learnable LES model (point charges, not
+(:class:`~les_model.electrostatics.coulomb.CoulombEnergy`: Ewald for periodic cells, bare pair sum for molecules).
+Forces and stress are its autograd derivatives. It is a truth independent of the learnable LES model (point charges, not
 Gaussian ones; no k-space cutoff).
 """
 
@@ -22,7 +22,7 @@ import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from les_model.data.neighborlist import edge_vectors, neighbor_list
-from les_model.nn.coulomb import CoulombEnergy
+from les_model.electrostatics.coulomb import CoulombEnergy
 
 __all__ = ['ion_molecule_pairs', 'label_point_charges', 'random_ionic_structures', 'water_like_box']
 

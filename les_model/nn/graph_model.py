@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from les_model import _keys as K
+from les_model.electrostatics.latent_ewald import LatentEwald
 from les_model.nn.charges import LatentChargeHead
-from les_model.nn.long_range import LatentEwald
 from les_model.nn.short_range import scatter_sum
 
 __all__ = ['LesGraphModel', 'predict_with_graph_model']

@@ -2,8 +2,8 @@
 
 ``E = sum_i [E0(Z_i) + s * e_i] + E_lr(q)``, with ``e_i`` the host's per-atom energies, ``s`` a fixed energy scale
 set from the training data, ``q_i`` latent charges from the host features (constrained to the total charge) and
-``E_lr`` the LES energy (:class:`~les_model.nn.long_range.LatentEwald`). Forces ``F = -dE/dr`` and the stress
-``sigma = (1/V) dE/d(strain)`` (ase sign convention, eV/Å^3) are derivatives of the *total* energy.
+``E_lr`` the LES energy (:class:`~les_model.electrostatics.latent_ewald.LatentEwald`). Forces ``F = -dE/dr`` and the
+stress ``sigma = (1/V) dE/d(strain)`` (ase sign convention, eV/Å^3) are derivatives of the *total* energy.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from torch import nn
 from les_model import _keys as K
 from les_model.config import ModelConfig
 from les_model.data.neighborlist import edge_vectors, neighbor_list
+from les_model.electrostatics.latent_ewald import LatentEwald
 from les_model.nn.charges import ElectronegativityHead, LatentChargeHead
 from les_model.nn.embeddings import GlobalStateEmbedding, SpeciesIndex
-from les_model.nn.long_range import LatentEwald
 from les_model.nn.qeq import QEq
 from les_model.nn.response import born_effective_charges, dipole_moment, polarization
 from les_model.nn.short_range import MessagePassingHost, ShortRangeHost, scatter_sum

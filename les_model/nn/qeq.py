@@ -7,8 +7,8 @@ For each structure the charges minimise
     E(q) = \\sum_i \\chi_i q_i + \\frac{1}{2} \\sum_i J_i q_i^2 + E_{lr}(q)
     \\quad \\text{subject to} \\quad \\sum_i q_i = Q,
 
-where :math:`E_{lr}(q) = \\frac{1}{2} q^T A q` is the :class:`~les_model.nn.long_range.LatentEwald` energy (periodic,
-slab or non-periodic) written as a quadratic form. The minimiser solves the linear (KKT) system
+where :math:`E_{lr}(q) = \\frac{1}{2} q^T A q` is the :class:`~les_model.electrostatics.latent_ewald.LatentEwald` energy
+(periodic, slab or non-periodic) written as a quadratic form. The minimiser solves the linear (KKT) system
 
 .. math::
 
@@ -26,10 +26,11 @@ import math
 
 import torch
 
-from les_model.nn.kspace import half_space_kvectors, switching_weight
-from les_model.nn.long_range import LatentEwald
-from les_model.nn.slab import slab_normal
-from les_model.nn.validation import validate_inputs
+from les_model.electrostatics.kernels import gaussian_kspace_kernel
+from les_model.electrostatics.kspace import half_space_kvectors
+from les_model.electrostatics.latent_ewald import LatentEwald
+from les_model.electrostatics.slab import slab_normal
+from les_model.electrostatics.validation import validate_inputs
 from les_model.units import COULOMB_CONSTANT
 
 __all__ = ['QEq', 'coulomb_matrix']
@@ -58,7 +59,7 @@ def coulomb_matrix(positions: torch.Tensor, cell: torch.Tensor, pbc: torch.Tenso
     kvectors = half_space_kvectors(cell, k_cut)
     k_sq = (kvectors * kvectors).sum(dim=1)
     width = kernel.switch_width * k_cut if kernel.smooth_k else 0.0
-    weights = switching_weight(torch.sqrt(k_sq), k_cut, width) * torch.exp(-0.5 * kernel.sigma**2 * k_sq) / k_sq
+    weights = gaussian_kspace_kernel(k_sq, kernel.sigma, k_cut, width)
     volume = torch.linalg.det(cell).abs()
     phase = positions @ kvectors.T
     cos, sin = torch.cos(phase), torch.sin(phase)

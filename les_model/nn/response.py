@@ -42,11 +42,11 @@ import math
 
 import torch
 
+from les_model.electrostatics.polarization import divide_by_sqrt_eps_inf
+
 __all__ = [
-    'acoustic_sum_rule_violation',
     'born_effective_charges',
     'dipole_moment',
-    'enforce_acoustic_sum_rule',
     'local_born_effective_charges',
     'polarization',
 ]
@@ -129,32 +129,8 @@ def born_effective_charges(
         rows.append(torch.zeros_like(positions) if grad is None else grad)
     z = torch.stack(rows, dim=1)
     if eps_inf is not None:
-        z = z / torch.sqrt(torch.as_tensor(eps_inf, dtype=z.dtype, device=z.device))
+        z = divide_by_sqrt_eps_inf(z, eps_inf)
     return z
-
-
-def acoustic_sum_rule_violation(born_charges: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor:
-    """Per-structure sum ``sum_i Z*_i`` (zero for a neutral structure that obeys the acoustic sum rule).
-
-    :param born_charges: (N, 3, 3) Born effective charges in e.
-    :param batch: (N,) int64 structure index of each atom.
-    :param n_structures: B.
-    :return: (B, 3, 3) sums in e.
-    """
-    return _sum_per_structure(born_charges, batch, n_structures)
-
-
-def enforce_acoustic_sum_rule(born_charges: torch.Tensor, batch: torch.Tensor, n_structures: int) -> torch.Tensor:
-    """Subtract the per-structure mean so that ``sum_i Z*_i = 0`` in every structure.
-
-    :param born_charges: (N, 3, 3) Born effective charges in e.
-    :param batch: (N,) int64 structure index of each atom.
-    :param n_structures: B.
-    :return: (N, 3, 3) corrected Born effective charges in e.
-    """
-    counts = torch.bincount(batch, minlength=n_structures).to(born_charges.dtype).clamp(min=1)
-    mean = acoustic_sum_rule_violation(born_charges, batch, n_structures) / counts[:, None, None]
-    return born_charges - mean[batch]
 
 
 def local_born_effective_charges(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import torch
 
 from les_model import _keys as K
+from les_model.electrostatics.polarization import nearest_image
 
 __all__ = ['LossWeights', 'dipole_difference', 'squared_error_sums', 'weighted_loss']
 
@@ -50,9 +51,7 @@ def dipole_difference(pred: torch.Tensor, label: torch.Tensor, cell: torch.Tenso
         return diff
     eye = torch.eye(3, dtype=cell.dtype, device=cell.device).expand_as(cell)
     safe_cell = torch.where(periodic[:, None, None], cell, eye)
-    fractional = torch.linalg.solve(safe_cell.transpose(1, 2), diff.unsqueeze(-1)).squeeze(-1)
-    wrapped = torch.bmm((fractional - torch.round(fractional)).unsqueeze(1), safe_cell).squeeze(1)
-    return torch.where(periodic[:, None], wrapped, diff)
+    return torch.where(periodic[:, None], nearest_image(diff, safe_cell), diff)
 
 
 def _residuals(

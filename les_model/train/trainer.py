@@ -22,9 +22,9 @@ import torch
 from les_model import _keys as K
 from les_model.config import TrainConfig
 from les_model.data.dataset import StructureDataset
+from les_model.electrostatics.validation import NonFiniteError
 from les_model.io import model_to_dict
 from les_model.nn.model import LesModel
-from les_model.nn.validation import NonFiniteError
 from les_model.train.distributed import Communicator, ShardFailure, global_batch_loss, merge_sums
 from les_model.train.ema import ExponentialMovingAverage
 from les_model.train.initialise import initialise_model

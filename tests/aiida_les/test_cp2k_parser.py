@@ -11,8 +11,8 @@ from ase.build import bulk, molecule
 
 from aiida_les.calculations.cp2k import LesCp2kCalculation
 from aiida_les.labelling.cp2k_output import DEBYE_IN_E_ANGSTROM, parse_cp2k_output
-from aiida_les.labelling.polarization import fold_dipole
 from aiida_les.parsers.cp2k import LesCp2kParser
+from les_model.electrostatics.polarization import nearest_image as fold_dipole
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / 'parsers' / 'fixtures' / 'cp2k'
 EXIT = LesCp2kCalculation.exit_codes

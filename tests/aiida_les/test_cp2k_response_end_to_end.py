@@ -27,7 +27,7 @@ from aiida_les.labelling.cp2k_bec import dipole_from_output, run_bec
 from aiida_les.labelling.cp2k_input import build_cp2k_input
 from aiida_les.labelling.cp2k_output import parse_cp2k_output
 from aiida_les.labelling.cp2k_runner import run_cp2k
-from aiida_les.labelling.polarization import fold_dipole
+from les_model.electrostatics.polarization import nearest_image as fold_dipole
 from workchains.label.cp2k_base import LesCp2kBaseWorkChain
 
 LES_CP2K = shutil.which('les-cp2k') or shutil.which('les-cp2k', path=os.path.dirname(sys.executable))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from ase import units
 
+from les_model.applications.infrared import THZ_TO_CM
 from les_model.cli import ir
 from les_model.cli.exit_codes import ExitCode
-from les_model.infrared import THZ_TO_CM
 
 FREQUENCY_THZ = 10.0  # 333.6 cm^-1
 #: The windowed line is ~50 cm^-1 wide at 600 fs of correlation; the omega^2 factor tilts it up by about 1 %.

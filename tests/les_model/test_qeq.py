@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from les_model.nn.long_range import LatentEwald
+from les_model.electrostatics.latent_ewald import LatentEwald
 from les_model.nn.qeq import QEq
 from les_model.testing.physics import check_forces
 from les_model.testing.structures import batch_from_atoms, random_ionic_system

@@ -24,14 +24,9 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_les.data.dataset import LesDatasetData
-from les_model.phonons import (
-    THZ_TO_CM,
-    asr_violation,
-    create_phonopy,
-    displaced_supercells,
-    phonopy_to_atoms,
-    run_phonons,
-)
+from les_model.applications.phonons.compute import THZ_TO_CM, create_phonopy, displaced_supercells, phonopy_to_atoms
+from les_model.applications.phonons.run import run_phonons
+from les_model.electrostatics.polarization import acoustic_sum_rule_violation as asr_violation
 
 __all__ = ('DEFAULT_PARAMETERS', 'compute_phonons', 'generate_phonon_dataset', 'validate_parameters')
 
@@ -48,7 +43,7 @@ DEFAULT_PARAMETERS = {
 
 #: ``atoms.info`` key naming each frame's role: ``unitcell``, ``supercell`` or ``displacement``.
 ROLE = 'phonon_role'
-#: output name -> file kind of :func:`les_model.phonons.run_phonons`.
+#: output name -> file kind of :func:`les_model.applications.phonons.run.run_phonons`.
 FILE_OUTPUTS = {
     'phonopy_params': 'params',
     'force_sets': 'force_sets',

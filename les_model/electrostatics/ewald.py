@@ -8,7 +8,9 @@
       - \\frac{\\pi k_e Q^2}{2 V \\alpha^2}
 
 (real space, reciprocal space, self energy, and the neutralising-background term for a net charge
-:math:`Q = \\sum_i q_i`; tin-foil boundary conditions). The splitting parameter :math:`\\alpha` and the cutoffs
+:math:`Q = \\sum_i q_i`; tin-foil boundary conditions). It is the point-charge kernel split with the Gaussian width
+:math:`\\sigma = 1 / (\\sqrt 2 \\alpha)`: the real-space sum of :mod:`.realspace` plus the direct k-space sum of
+:mod:`.kspace` with the terms of :mod:`.kernels`. The splitting parameter :math:`\\alpha` and the cutoffs
 follow from a requested accuracy :math:`\\epsilon` with :math:`p = \\sqrt{-\\ln \\epsilon}`:
 :math:`r_c = p / \\alpha`, :math:`k_c = 2 \\alpha p`, and :math:`\\alpha` balances the real- and reciprocal-space
 work, :math:`\\alpha = \\sqrt{\\pi} (w N / V^2)^{1/6}` (clamped so that :math:`r_c` stays within ``max_cutoff``).
@@ -21,12 +23,14 @@ from typing import NamedTuple
 
 import torch
 
-from les_model.data.neighborlist import NeighborList, edge_vectors, neighbor_list
-from les_model.nn.kspace import half_space_kvectors, structure_factor_sum
-from les_model.nn.validation import MIN_DISTANCE, check_min_distance
+from les_model.data.neighborlist import NeighborList
+from les_model.electrostatics.kernels import gaussian_self_energy, neutralising_background
+from les_model.electrostatics.kspace import kspace_energy
+from les_model.electrostatics.realspace import erfc_real_space_energy, real_space_pairs
+from les_model.electrostatics.validation import check_charges_shape
 from les_model.units import COULOMB_CONSTANT
 
-__all__ = ['EwaldParameters', 'ewald_energy', 'ewald_parameters']
+__all__ = ['EwaldParameters', 'ewald_energy', 'ewald_parameters', 'point_charge_periodic_energy']
 
 
 class EwaldParameters(NamedTuple):
@@ -70,6 +74,33 @@ def ewald_parameters(
     return EwaldParameters(alpha=alpha, r_cut=r_cut, k_cut=2.0 * alpha * p)
 
 
+def point_charge_periodic_energy(
+    positions: torch.Tensor,
+    charges: torch.Tensor,
+    cell: torch.Tensor,
+    sigma: float,
+    r_cut: float,
+    reciprocal: torch.Tensor,
+    nl: NeighborList | None = None,
+) -> torch.Tensor:
+    """Assemble an Ewald-split point-charge energy in eV from its reciprocal part (any summation of the same split).
+
+    :param positions: (n, 3) positions in Å.
+    :param charges: (n,) charges in e.
+    :param cell: (3, 3) lattice vectors as rows in Å.
+    :param sigma: splitting width in Å.
+    :param r_cut: real-space cutoff in Å.
+    :param reciprocal: the k-space part ``(2 pi k_e / V) sum_{k != 0} 4 pi ... |S(k)|^2`` in eV (direct or mesh).
+    :param nl: optional full neighbour list with cutoff >= ``r_cut`` (see :func:`~.realspace.real_space_pairs`).
+    :return: real space + reciprocal - self + background, in eV.
+    """
+    i, j, r, pair_weight = real_space_pairs(positions, cell, r_cut, nl)
+    real = erfc_real_space_energy(charges, i, j, r, pair_weight, sigma)
+    volume = torch.linalg.det(cell).abs()
+    self_energy = gaussian_self_energy(charges, sigma, COULOMB_CONSTANT)
+    return real + reciprocal - self_energy + neutralising_background(charges, volume, sigma, COULOMB_CONSTANT)
+
+
 def ewald_energy(
     positions: torch.Tensor,
     charges: torch.Tensor,
@@ -83,7 +114,7 @@ def ewald_energy(
     Differentiable with respect to ``positions``, ``charges`` and ``cell``.
 
     :param positions: (n, 3) positions in Å.
-    :param charges: (n,) charges in e (a net charge gets a neutralising background).
+    :param charges: (n,) charges in e (a net charge gets a neutralising background); other shapes raise ValueError.
     :param cell: (3, 3) lattice vectors as rows in Å.
     :param accuracy: requested accuracy (see :func:`ewald_parameters`); ignored when ``parameters`` is given.
     :param parameters: explicit :class:`EwaldParameters`.
@@ -91,30 +122,10 @@ def ewald_energy(
         without it a half list is built.
     :return: scalar energy in eV.
     """
-    n = positions.shape[0]
+    check_charges_shape(positions, charges)
     if parameters is None:
-        parameters = ewald_parameters(cell, n, accuracy)
+        parameters = ewald_parameters(cell, positions.shape[0], accuracy)
     alpha, r_cut, k_cut = parameters
-    pbc = torch.ones(1, 3, dtype=torch.bool, device=positions.device)
-    batch = torch.zeros(n, dtype=torch.int64, device=positions.device)
-    cells = cell.unsqueeze(0)
-    pair_weight = 0.5  # a full list counts every pair twice
-    if nl is None:
-        nl = neighbor_list(positions, cells, pbc, batch, r_cut, n_structures=1, full_list=False)
-        pair_weight = 1.0
-    r = torch.linalg.norm(edge_vectors(positions, cells, batch, nl), dim=1)
-    check_min_distance(r, MIN_DISTANCE)
-    i, j = nl.edge_index
-    mask = r < r_cut
-    r_in = r[mask]
-    real = pair_weight * (charges[i[mask]] * charges[j[mask]] * torch.erfc(alpha * r_in) / r_in).sum()
-
-    kvectors = half_space_kvectors(cell, k_cut)
-    k_sq = (kvectors * kvectors).sum(dim=1)
-    weights = torch.exp(-k_sq / (4.0 * alpha**2)) / k_sq
-    volume = torch.linalg.det(cell).abs()
-    recip = 4.0 * math.pi / volume * structure_factor_sum(positions, charges, kvectors, weights)
-
-    self_energy = -alpha / math.sqrt(math.pi) * (charges * charges).sum()
-    background = -math.pi * charges.sum() ** 2 / (2.0 * volume * alpha**2)
-    return COULOMB_CONSTANT * (real + recip + self_energy + background)
+    sigma = 1.0 / (math.sqrt(2.0) * alpha)
+    reciprocal = kspace_energy(positions, charges, cell, sigma, k_cut, 0.0, COULOMB_CONSTANT)
+    return point_charge_periodic_energy(positions, charges, cell, sigma, r_cut, reciprocal, nl)

@@ -19,54 +19,27 @@ non-periodic form used for molecules:
     E = \\sum_{i < j} k_e q_i q_j \\operatorname{erf}(r_{ij} / (\\sqrt{2} \\sigma)) / r_{ij}.
 
 Slabs (two periodic directions) use the periodic sum in the vacuum-padded cell plus the Yeh-Berkowitz correction of
-:mod:`les_model.nn.slab`.
+:mod:`les_model.electrostatics.slab`.
 
 The k-space sum is evaluated directly (cost O(N K), K ~ V k_c^3: fine for training-size cells) or, for large cells,
-on a mesh (:mod:`les_model.nn.les_mesh`, O(N log N), relative deviation from the direct sum ~1e-5 with the defaults).
+on a mesh (:mod:`les_model.electrostatics.mesh`, O(N log N), relative deviation from the direct sum ~1e-5 with the
+defaults).
 """
 
 import math
 
 import torch
 
-from les_model.nn.kspace import half_space_kvectors, structure_factor_sum, switching_weight
-from les_model.nn.les_mesh import mesh_les_energy
-from les_model.nn.slab import slab_dipole_correction
-from les_model.nn.validation import MIN_DISTANCE, check_min_distance, validate_inputs
-from les_model.units import COULOMB_CONSTANT
+from les_model.electrostatics.dispatch import BatchedElectrostatics
+from les_model.electrostatics.kernels import gaussian_self_energy
+from les_model.electrostatics.kspace import kspace_energy
+from les_model.electrostatics.mesh import mesh_les_energy
+from les_model.electrostatics.realspace import gaussian_pair_energy
 
-__all__ = ['LatentEwald', 'gaussian_pair_energy']
-
-
-@torch.jit.unused
-def _check_point_charge_distances(r: torch.Tensor) -> None:
-    check_min_distance(r, MIN_DISTANCE)
+__all__ = ['LatentEwald']
 
 
-def gaussian_pair_energy(
-    positions: torch.Tensor, charges: torch.Tensor, sigma: float, coulomb_constant: float = COULOMB_CONSTANT
-) -> torch.Tensor:
-    """Non-periodic smeared Coulomb energy ``sum_{i<j} k_e q_i q_j erf(r_ij / (sqrt(2) sigma)) / r_ij`` in eV.
-
-    :param positions: (n, 3) positions in Å.
-    :param charges: (n,) charges in e.
-    :param sigma: Gaussian width in Å (> 0), or 0 for bare point charges (not in TorchScript).
-    :param coulomb_constant: k_e in eV Å / e^2 (an argument so that TorchScript sees it).
-    :return: scalar energy in eV.
-    """
-    n = positions.shape[0]
-    if n < 2:
-        return positions.new_zeros([]) + 0.0 * (positions.sum() + charges.sum())
-    pairs = torch.triu_indices(n, n, offset=1, device=positions.device)
-    i, j = pairs[0], pairs[1]
-    r = torch.linalg.norm(positions[j] - positions[i], dim=1)
-    if sigma == 0:
-        _check_point_charge_distances(r)
-    kernel = 1.0 / r if sigma == 0 else torch.erf(r / (math.sqrt(2.0) * sigma)) / r
-    return coulomb_constant * (charges[i] * charges[j] * kernel).sum()
-
-
-class LatentEwald(torch.nn.Module):
+class LatentEwald(BatchedElectrostatics):
     """LES long-range energy of latent charges, batched over periodic, slab and non-periodic structures.
 
     :param sigma: Gaussian smearing width in Å (> 0).
@@ -79,7 +52,8 @@ class LatentEwald(torch.nn.Module):
     :param backend: ``'direct'`` k-space sum, ``'mesh'`` (particle-mesh) or ``'auto'`` (mesh from ``mesh_threshold``
         atoms in a structure on).
     :param mesh_threshold: number of atoms from which ``'auto'`` uses the mesh.
-    :param mesh_factor: mesh oversampling of the largest Miller index (see :func:`les_model.nn.les_mesh.mesh_size`).
+    :param mesh_factor: mesh oversampling of the largest Miller index (see
+        :func:`~les_model.electrostatics.mesh.mesh_shape`).
     :param interpolation_nodes: B-spline order of the mesh interpolation (1 to 5).
     """
 
@@ -113,7 +87,6 @@ class LatentEwald(torch.nn.Module):
         self.mesh_threshold = int(mesh_threshold)
         self.mesh_factor = float(mesh_factor)
         self.interpolation_nodes = int(interpolation_nodes)
-        self.coulomb_constant = COULOMB_CONSTANT
 
     @property
     def k_cut(self) -> float:
@@ -153,70 +126,12 @@ class LatentEwald(torch.nn.Module):
                 interpolation_nodes=self.interpolation_nodes,
                 coulomb_constant=self.coulomb_constant,
             )
-        kvectors = half_space_kvectors(cell, k_cut)
-        k_sq = (kvectors * kvectors).sum(dim=1)
-        weights = switching_weight(torch.sqrt(k_sq), k_cut, width) * torch.exp(-0.5 * self.sigma**2 * k_sq) / k_sq
-        volume = torch.linalg.det(cell).abs()
         # half-space sum counts each (k, -k) pair once: 2 * (2 pi k_e / V) = 4 pi k_e / V
-        k_e = self.coulomb_constant
-        energy = 4.0 * math.pi * k_e / volume * structure_factor_sum(positions, charges, kvectors, weights)
+        energy = kspace_energy(positions, charges, cell, self.sigma, k_cut, width, self.coulomb_constant)
         if self.remove_self_interaction:
-            energy = energy - k_e / (math.sqrt(2.0 * math.pi) * self.sigma) * (charges * charges).sum()
+            energy = energy - gaussian_self_energy(charges, self.sigma, self.coulomb_constant)
         return energy
 
-    @torch.jit.export
-    def structure_energy(
-        self, positions: torch.Tensor, charges: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor
-    ) -> torch.Tensor:
-        """LES energy of one structure in eV: non-periodic, slab or 3D-periodic by ``pbc`` (TorchScript entry).
-
-        :param positions: (n, 3) positions in Å.
-        :param charges: (n,) charges in e.
-        :param cell: (3, 3) lattice vectors as rows in Å (ignored when nothing is periodic).
-        :param pbc: (3,) bool periodicity flags (0, 2 or 3 periodic directions).
-        :return: scalar energy in eV.
-        """
-        n_periodic = int(pbc.sum())
-        if n_periodic == 0:
-            return gaussian_pair_energy(positions, charges, self.sigma, self.coulomb_constant)
-        if n_periodic == 1:
-            raise ValueError('pbc with one periodic direction (wire) is unsupported; expected 0, 2 or 3')
-        energy = self.periodic_energy(positions, charges, cell)
-        if n_periodic == 2:
-            energy = energy + slab_dipole_correction(positions, charges, cell, pbc, self.coulomb_constant)
-        return energy
-
-    @torch.jit.unused
-    def forward(
-        self,
-        positions: torch.Tensor,
-        charges: torch.Tensor,
-        cell: torch.Tensor,
-        pbc: torch.Tensor,
-        batch: torch.Tensor,
-        n_structures: int,
-    ) -> torch.Tensor:
-        """Long-range energy of every structure of a batch.
-
-        :param positions: (N, 3) positions in Å (float32 or float64).
-        :param charges: (N,) latent charges in e.
-        :param cell: (B, 3, 3) lattice vectors as rows in Å (ignored for non-periodic structures).
-        :param pbc: (B, 3) bool periodicity flags.
-        :param batch: (N,) int64 sorted structure index of each atom.
-        :param n_structures: B.
-        :return: (B,) energies in eV. Python only; TorchScript calls :meth:`structure_energy` per structure.
-        """
-        validate_inputs(positions, cell, pbc, batch, n_structures, charges=charges)
-        counts = torch.bincount(batch, minlength=n_structures).tolist()
-        pbc_cpu = pbc.detach().cpu()
-        energies = []
-        start = 0
-        for s, n in enumerate(counts):
-            pos, q = positions[start : start + n], charges[start : start + n]
-            start += n
-            if int(pbc_cpu[s].sum()) == 1:
-                raise ValueError(f'structure {s}: pbc {pbc_cpu[s].tolist()} (wire) is unsupported; expected 0, 2 or 3')
-            energies.append(self.structure_energy(pos, q, cell[s], pbc[s]))
-        if not energies:
-            return positions.new_zeros(0)
-        return torch.stack(energies)
+    def pair_energy(self, positions: torch.Tensor, charges: torch.Tensor) -> torch.Tensor:
+        """Non-periodic LES energy in eV: the erf pair sum (the large-box limit of the periodic one)."""
+        return gaussian_pair_energy(positions, charges, self.sigma, self.coulomb_constant)

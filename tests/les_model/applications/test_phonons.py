@@ -11,19 +11,19 @@ import torch
 from ase import units
 from ase.calculators.calculator import Calculator, all_changes
 
-from les_model.calculator import LesCalculator
-from les_model.config import ModelConfig
-from les_model.nn.ewald import ewald_energy
-from les_model.nn.model import LesModel
-from les_model.nn.response import born_effective_charges, dipole_moment
-from les_model.phonons import (
-    asr_violation,
+from les_model.applications.phonons.born import (
     born_charges_from_calculator,
-    create_phonopy,
     nac_parameters,
-    run_phonons,
     unitcell_born_from_primitive,
 )
+from les_model.applications.phonons.compute import create_phonopy
+from les_model.applications.phonons.run import run_phonons
+from les_model.calculator import LesCalculator
+from les_model.config import ModelConfig
+from les_model.electrostatics.ewald import ewald_energy
+from les_model.electrostatics.polarization import acoustic_sum_rule_violation as asr_violation
+from les_model.nn.model import LesModel
+from les_model.nn.response import born_effective_charges, dipole_moment
 from les_model.testing.models import TINY_MODEL
 from les_model.testing.structures import conventional_cell, rocksalt
 from les_model.units import COULOMB_CONSTANT

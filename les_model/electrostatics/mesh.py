@@ -1,6 +1,6 @@
 """LES reciprocal-space energy on a mesh (particle-mesh evaluation of the LatentEwald sum, O(N log N)).
 
-The charges are spread on a regular mesh with cardinal B-splines of order ``p`` (:class:`BSplineStencil`), Fourier
+The charges are spread on a regular mesh with cardinal B-splines of order ``p`` (:func:`bspline_stencil`), Fourier
 transformed, multiplied by the LES kernel divided by the squared B-spline transform (the smooth-PME deconvolution,
 aliasing neglected)
 
@@ -12,7 +12,7 @@ aliasing neglected)
 for Miller indices :math:`m` on an :math:`n_1 \\times n_2 \\times n_3` mesh, and
 :math:`E = \\frac{k_e}{2 V} \\sum_m \\tilde G(m) |\\hat\\rho(m)|^2` (equal to gathering the mesh potential back to the
 atoms with the same B-splines, at the cost of one FFT) minus the Gaussian self energy.
-The mesh resolves Miller indices up to ``mesh_factor`` times the largest one of the direct sum (:func:`mesh_size`), so
+The mesh resolves Miller indices up to ``mesh_factor`` times the largest one of the direct sum (:func:`mesh_shape`), so
 every k-vector of the direct sum is represented. Measured deviation from the direct sum (random charges, 400 to 2000
 atoms): ~5e-6 relative with the defaults (``mesh_factor=1.5``, ``p=5``), ~1e-4 with ``mesh_factor=1``, ``p=4``;
 forces ~4e-4 relative RMS. The energy is smooth in the positions (B-splines of order p are C^(p-2)); as a function
@@ -24,19 +24,16 @@ import math
 
 import torch
 
-from les_model.nn.kspace import reciprocal_cell, switching_weight
+from les_model.electrostatics.kernels import gaussian_kspace_kernel, gaussian_self_energy
+from les_model.electrostatics.kspace import reciprocal_cell
 from les_model.units import COULOMB_CONSTANT
 
 __all__ = [
-    'BSplineStencil',
     'bspline_stencil',
-    'les_kernel',
-    'mesh_energy_with_kernel',
+    'mesh_energy',
     'mesh_kgrid',
     'mesh_les_energy',
-    'mesh_reciprocal_energy',
     'mesh_shape',
-    'mesh_size',
     'spread_on_mesh',
 ]
 
@@ -57,7 +54,13 @@ def _next_smooth(n: int) -> int:
 
 
 def mesh_shape(cell: torch.Tensor, k_cut: float, mesh_factor: float, min_points: int = 16) -> list[int]:
-    """:func:`mesh_size` as a list of three ints (TorchScript-compatible)."""
+    """Mesh points per axis (2-3-5 smooth) resolving Miller indices up to ``mesh_factor * k_cut |a_i| / (2 pi)``.
+
+    :param cell: (3, 3) lattice vectors as rows in Å.
+    :param k_cut: cutoff in 1/Å.
+    :param mesh_factor: oversampling of the largest Miller index (>= 1).
+    :param min_points: smallest mesh size per axis (small cells: keeps the B-spline aliasing error small).
+    """
     lengths = torch.linalg.norm(cell.detach(), dim=1)
     return [
         _next_smooth(max(min_points, 2 * math.ceil(mesh_factor * k_cut * float(length) / (2.0 * math.pi)) + 2))
@@ -65,22 +68,16 @@ def mesh_shape(cell: torch.Tensor, k_cut: float, mesh_factor: float, min_points:
     ]
 
 
-def mesh_size(cell: torch.Tensor, k_cut: float, mesh_factor: float, min_points: int = 16) -> torch.Tensor:
-    """Mesh points per axis so that Miller indices up to ``mesh_factor * k_cut |a_i| / (2 pi)`` are resolved.
-
-    :param cell: (3, 3) lattice vectors as rows in Å.
-    :param k_cut: cutoff in 1/Å.
-    :param mesh_factor: oversampling of the largest Miller index (>= 1).
-    :param min_points: smallest mesh size per axis (small cells: keeps the B-spline aliasing error small).
-    :return: (3,) int64 mesh sizes (2-3-5 smooth).
-    """
-    return torch.tensor(mesh_shape(cell, k_cut, mesh_factor, min_points), dtype=torch.int64, device=cell.device)
-
-
 def bspline_stencil(
     positions: torch.Tensor, cell: torch.Tensor, shape: list[int], order: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat mesh indices (n p^3,) and weights (n, p^3) of the B-spline assignment (see :class:`BSplineStencil`)."""
+    """Cardinal B-spline charge assignment of order ``p`` on a periodic mesh (differentiable in positions and cell).
+
+    A point at mesh coordinate ``u = s * n`` (``s`` fractional) gets weights ``M_p(u - k)`` on the ``p`` mesh points
+    ``k = floor(u) - j``, ``j = 0 .. p - 1``, per axis; the 3D weights are the products (``p^3`` points per atom).
+
+    :return: flat mesh indices (n p^3,) and weights (n, p^3).
+    """
     if order < 2 or order > 6:
         raise ValueError('B-spline order must be 2 to 6')
     sizes = torch.tensor(shape, dtype=positions.dtype, device=positions.device)
@@ -108,33 +105,6 @@ def spread_on_mesh(index: torch.Tensor, weights: torch.Tensor, values: torch.Ten
     contributions = (weights * values.unsqueeze(1)).reshape(-1)
     mesh = contributions.new_zeros(shape[0] * shape[1] * shape[2])
     return mesh.index_add(0, index, contributions).reshape(shape)
-
-
-class BSplineStencil:
-    """Cardinal B-spline charge assignment of order ``p`` on a periodic mesh (spread and gather, differentiable).
-
-    A point at mesh coordinate ``u = s * n`` (``s`` fractional) gets weights ``M_p(u - k)`` on the ``p`` mesh points
-    ``k = floor(u) - j``, ``j = 0 .. p - 1``, per axis; the 3D weights are the products (``p^3`` points per atom).
-
-    :param positions: (n, 3) positions in Å.
-    :param cell: (3, 3) lattice vectors as rows in Å.
-    :param ns: (3,) mesh points per axis.
-    :param order: B-spline order p (2 to 6).
-    """
-
-    def __init__(self, positions: torch.Tensor, cell: torch.Tensor, ns: torch.Tensor, order: int):
-        if order not in (2, 3, 4, 5, 6):
-            raise ValueError(f'B-spline order must be 2 to 6, got {order}')
-        self.shape = tuple(int(n) for n in ns.tolist())
-        self.index, self.weights = bspline_stencil(positions, cell, list(self.shape), order)
-
-    def spread(self, values: torch.Tensor) -> torch.Tensor:
-        """:param values: (n,) per-atom values. :return: mesh of shape ``ns``."""
-        return spread_on_mesh(self.index, self.weights, values, list(self.shape))
-
-    def gather(self, mesh: torch.Tensor) -> torch.Tensor:
-        """:param mesh: mesh of shape ``ns``. :return: (n,) interpolated values."""
-        return (mesh.reshape(-1)[self.index].reshape(self.weights.shape) * self.weights).sum(dim=1)
 
 
 def mesh_kgrid(cell: torch.Tensor, shape: list[int], order: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -169,16 +139,32 @@ def mesh_kgrid(cell: torch.Tensor, shape: list[int], order: int) -> tuple[torch.
     return safe, nonzero, bspline
 
 
-def mesh_energy_with_kernel(
+def mesh_energy(
     positions: torch.Tensor,
     charges: torch.Tensor,
     cell: torch.Tensor,
-    kernel: torch.Tensor,
     shape: list[int],
     order: int,
+    sigma: float,
+    k_cut: float = math.inf,
+    width: float = 0.0,
     coulomb_constant: float = COULOMB_CONSTANT,
 ) -> torch.Tensor:
-    """``(k_e / 2V) sum_m kernel(m) |rho_hat(m)|^2`` for a deconvolved kernel on the ``rfftn`` layout, in eV."""
+    """``(k_e / 2V) sum_{m != 0} 4 pi G(k_m) |S(k_m)|^2`` on a B-spline mesh in eV, without any self term.
+
+    The mesh counterpart of :func:`~les_model.electrostatics.kspace.kspace_energy`, with the same ``positions``
+    (n, 3) Å, ``charges`` (n,) e, ``cell`` (3, 3) Å, ``sigma`` Å, ``k_cut`` 1/Å (``math.inf``: every mesh wavevector)
+    and ``width`` 1/Å: ``G`` is the Gaussian kernel with the (smooth) cutoff of
+    :func:`~les_model.electrostatics.kernels.gaussian_kspace_kernel`, deconvolved by the B-spline transform.
+
+    :param shape: mesh points per axis (see :func:`mesh_shape`).
+    :param order: B-spline order p (2 to 6).
+    :param coulomb_constant: k_e in eV Å / e^2 (an argument so that TorchScript sees it).
+    :return: scalar energy in eV.
+    """
+    safe, nonzero, bspline = mesh_kgrid(cell, shape, order)
+    kernel_values = 4.0 * math.pi * gaussian_kspace_kernel(safe, sigma, k_cut, width)
+    kernel = torch.where(nonzero, kernel_values / bspline, torch.zeros_like(safe))
     index, weights = bspline_stencil(positions, cell, shape, order)
     rho_hat = torch.fft.rfftn(spread_on_mesh(index, weights, charges, shape), norm='backward')
     # sum over the full spectrum from the half (rfft) spectrum: planes 0 < m_3 < n_3 / 2 stand for their conjugates too
@@ -189,38 +175,6 @@ def mesh_energy_with_kernel(
     power = rho_hat.real**2 + rho_hat.imag**2
     # E = k_e / (2V) sum_m G(m) |rho_hat(m)|^2, identical to (k_e / 2) sum_i q_i phi(r_i) with the same B-splines
     return 0.5 * coulomb_constant * (kernel * multiplicity * power).sum() / torch.linalg.det(cell).abs()
-
-
-def mesh_reciprocal_energy(
-    positions: torch.Tensor,
-    charges: torch.Tensor,
-    cell: torch.Tensor,
-    kernel_fn,
-    ns: torch.Tensor,
-    order: int = 5,
-) -> torch.Tensor:
-    """``(k_e / 2V) sum_{k != 0} G(k) |S(k)|^2`` on a B-spline mesh (smooth-PME), in eV, without any self term.
-
-    :param positions: (n, 3) positions in Å.
-    :param charges: (n,) charges in e.
-    :param cell: (3, 3) lattice vectors as rows in Å.
-    :param kernel_fn: ``G(k_sq)`` in Å^2 for k_sq > 0 (a tensor function), e.g. ``4 pi exp(-k^2 s^2 / 2) / k^2``.
-    :param ns: (3,) mesh points per axis (see :func:`mesh_size`).
-    :param order: B-spline order p (2 to 6).
-    :return: scalar energy in eV.
-    """
-    if order not in (2, 3, 4, 5, 6):
-        raise ValueError(f'B-spline order must be 2 to 6, got {order}')
-    shape = [int(n) for n in ns.tolist()]
-    safe, nonzero, bspline = mesh_kgrid(cell, shape, order)
-    kernel = torch.where(nonzero, kernel_fn(safe) / bspline, torch.zeros_like(safe))
-    return mesh_energy_with_kernel(positions, charges, cell, kernel, shape, order)
-
-
-def les_kernel(k_sq: torch.Tensor, sigma: float, k_cut: float, width: float) -> torch.Tensor:
-    """LES kernel ``G(k) = 4 pi exp(-sigma^2 k^2 / 2) / k^2 w(|k|)`` in Å^2 for ``k_sq`` (> 0) in 1/Å^2."""
-    weight = switching_weight(torch.sqrt(k_sq), k_cut, width)
-    return 4.0 * math.pi * torch.exp(-0.5 * sigma**2 * k_sq) / k_sq * weight
 
 
 def mesh_les_energy(
@@ -237,12 +191,8 @@ def mesh_les_energy(
 ) -> torch.Tensor:
     """LES energy of one 3D-periodic structure evaluated on a mesh, in eV. Differentiable in positions, charges, cell.
 
-    :param positions: (n, 3) positions in Å.
-    :param charges: (n,) charges in e.
-    :param cell: (3, 3) lattice vectors as rows in Å.
-    :param sigma: Gaussian width in Å.
-    :param k_cut: k cutoff in 1/Å.
-    :param width: switching width in 1/Å.
+    ``positions`` to ``width`` as in :func:`mesh_energy`, on a mesh of :func:`mesh_shape`.
+
     :param remove_self_interaction: subtract ``k_e sum q^2 / (sqrt(2 pi) sigma)``.
     :param mesh_factor: oversampling of the largest Miller index of the direct sum (>= 1).
     :param interpolation_nodes: B-spline order p (2 to 6).
@@ -252,9 +202,7 @@ def mesh_les_energy(
     if mesh_factor < 1:
         raise ValueError('mesh_factor must be >= 1')
     shape = mesh_shape(cell, k_cut, mesh_factor)
-    safe, nonzero, bspline = mesh_kgrid(cell, shape, interpolation_nodes)
-    kernel = torch.where(nonzero, les_kernel(safe, sigma, k_cut, width) / bspline, torch.zeros_like(safe))
-    energy = mesh_energy_with_kernel(positions, charges, cell, kernel, shape, interpolation_nodes, coulomb_constant)
+    energy = mesh_energy(positions, charges, cell, shape, interpolation_nodes, sigma, k_cut, width, coulomb_constant)
     if remove_self_interaction:
-        energy = energy - coulomb_constant / (math.sqrt(2.0 * math.pi) * sigma) * (charges * charges).sum()
+        energy = energy - gaussian_self_energy(charges, sigma, coulomb_constant)
     return energy

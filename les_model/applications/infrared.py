@@ -31,6 +31,8 @@ import ase
 import numpy as np
 from ase import units
 
+from les_model.units import THZ_TO_CM
+
 __all__ = [
     'IRSpectrum',
     'autocorrelation',
@@ -40,9 +42,6 @@ __all__ = [
     'ir_spectrum_from_velocities',
     'unwrap_positions',
 ]
-
-#: Conversion from THz to cm^-1.
-THZ_TO_CM: float = 33.35640951981521
 
 
 @dataclasses.dataclass

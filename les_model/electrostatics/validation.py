@@ -15,6 +15,7 @@ __all__ = [
     'NonFiniteError',
     'check_batch',
     'check_cell',
+    'check_charges_shape',
     'check_finite',
     'check_min_distance',
     'check_pbc',
@@ -118,6 +119,16 @@ def check_pbc(pbc: torch.Tensor, n_structures: int, device: torch.device, allow_
             )
 
 
+def check_charges_shape(positions: torch.Tensor, charges: torch.Tensor) -> None:
+    """Raise ValueError unless ``charges`` has shape (n,) for ``positions`` (n, 3).
+
+    A (n, 1) column would broadcast against (n,) pair terms into an (n, n) matrix and give a silently wrong energy.
+    """
+    n_atoms = positions.shape[0]
+    if tuple(charges.shape) != (n_atoms,):
+        raise ValueError(f'charges must have shape ({n_atoms},), got {tuple(charges.shape)}')
+
+
 def check_min_distance(distances: torch.Tensor, min_distance: float) -> None:
     """Raise if any pair distance is below ``min_distance`` (overlapping atoms).
 
@@ -173,8 +184,7 @@ def validate_inputs(
     check_finite('cell', cell)
     if charges is not None:
         _check_float('charges', charges, dtype, device)
-        if charges.shape != (n_atoms,):
-            raise ValueError(f'charges must have shape ({n_atoms},), got {tuple(charges.shape)}')
+        check_charges_shape(positions, charges)
         check_finite('charges', charges)
     check_cell(cell, pbc)
     return n_structures

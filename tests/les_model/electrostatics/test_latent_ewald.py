@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from les_model.electrostatics.latent_ewald import LatentEwald
+from les_model.electrostatics.realspace import gaussian_pair_energy
 from les_model.nn.charge_constraints import enforce_total_charge
-from les_model.nn.long_range import LatentEwald, gaussian_pair_energy
 from les_model.testing.physics import (
     autograd_forces,
     check_forces,
@@ -174,7 +175,7 @@ def test_mesh_backend_matches_direct_sum_with_derivatives():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cuda_matches_cpu():
-    from les_model.nn.coulomb import CoulombEnergy
+    from les_model.electrostatics.coulomb import CoulombEnergy
 
     structures = [random_ionic_system(40, seed=42), random_ionic_system(30, seed=43, net_charge=1.0)]
     structures[1].pbc = False

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from les_model.nn.coulomb import CoulombEnergy
-from les_model.nn.long_range import LatentEwald
-from les_model.nn.validation import check_min_distance, validate_inputs
+from les_model.electrostatics.coulomb import CoulombEnergy
+from les_model.electrostatics.latent_ewald import LatentEwald
+from les_model.electrostatics.validation import check_min_distance, validate_inputs
 from les_model.testing.structures import batch_from_atoms, random_ionic_system
 
 

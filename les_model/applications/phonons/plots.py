@@ -1,4 +1,4 @@
-"""PNG plots of phonon band structures and densities of states (from :mod:`les_model.phonons`), frequencies in THz."""
+"""PNG plots of phonon band structures and densities of states (:mod:`les_model.applications.phonons`), in THz."""
 
 from __future__ import annotations
 
@@ -7,13 +7,27 @@ from pathlib import Path
 __all__ = ['plot_band_structure', 'plot_dos']
 
 
-def plot_band_structure(bands: dict, path: str | Path, dos: dict | None = None, title: str = '') -> Path:
-    """Write a PNG of a band structure from :func:`les_model.phonons.band_structure` (with the DOS when given)."""
+def _pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (imported only when plotting)."""
     import matplotlib
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lay out, write ``fig`` as a 120 dpi PNG at ``path`` and close it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_band_structure(bands: dict, path: str | Path, dos: dict | None = None, title: str = '') -> Path:
+    """Write a PNG of a band structure from :func:`.compute.band_structure` (with the DOS when given)."""
+    plt = _pyplot()
     ncols = 2 if dos is not None else 1
     fig, axes = plt.subplots(1, ncols, figsize=(7 if dos else 5.5, 4), sharey=True, squeeze=False,
                              gridspec_kw={'width_ratios': [3, 1][:ncols]})  # fmt: skip
@@ -41,26 +55,16 @@ def plot_band_structure(bands: dict, path: str | Path, dos: dict | None = None, 
         axes[0, 1].set_xlabel('DOS (1/THz)')
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)
 
 
 def plot_dos(dos: dict, path: str | Path, title: str = '') -> Path:
-    """Write a PNG of a total DOS from :func:`les_model.phonons.density_of_states`."""
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
+    """Write a PNG of a total DOS from :func:`les_model.applications.phonons.compute.density_of_states`."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(dos['frequencies'], dos['dos'], color='tab:blue', lw=1)
     ax.set_xlabel('Frequency (THz)')
     ax.set_ylabel('DOS (1/THz)')
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(plt, fig, path)

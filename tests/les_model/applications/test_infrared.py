@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from ase import units
 
-from les_model.infrared import (
+from les_model.applications.infrared import (
     autocorrelation,
     ir_spectrum_from_dipoles,
     ir_spectrum_from_trajectory,
