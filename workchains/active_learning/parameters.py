@@ -14,6 +14,10 @@ DEFAULT_PARAMETERS = {
     'charge_threshold': None,  # e: latent-charge std that makes a frame a candidate even below trust_lower
     'md_stop_force_std': 1.0,  # eV/Å: an MD trajectory stops once its committee force std passes this
     'temperatures': [300.0],  # K, one MD run per seed and temperature
+    # Stages [{temperatures: [K], pressure: bar or null}, ...] (or seed label -> stages), advanced when a generation's
+    # accurate fraction reaches schedule_advance_fraction; [] = one NVT stage of `temperatures` (schedule.py).
+    'exploration_schedule': [],
+    'schedule_advance_fraction': 0.9,
     'accurate_threshold': 0.95,  # stopping rule: fraction of explored frames below trust_lower ...
     'patience': 2,  # ... for this many generations ...
     'force_error_target': 0.1,  # ... and held-out force RMSE (eV/Å) at most this
@@ -46,6 +50,8 @@ PARAMETER_TYPES = {
     'charge_threshold': 'float?',
     'md_stop_force_std': float,
     'temperatures': 'floats',
+    'exploration_schedule': 'schedule',
+    'schedule_advance_fraction': float,
     'accurate_threshold': float,
     'patience': int,
     'force_error_target': float,
@@ -68,6 +74,7 @@ _EXPECTED = {
     'float?': 'a number or None',
     'floats': 'a list of numbers',
     'ints_by_seed': 'a mapping of seed label to integer',
+    'schedule': 'a list of stages or a mapping of seed label to stages',
 }
 
 
@@ -86,6 +93,8 @@ def _has_type(value, expected) -> bool:
         return value is None or _is_number(value)
     if expected == 'floats':
         return isinstance(value, list | tuple) and all(_is_number(item) for item in value)
+    if expected == 'schedule':
+        return isinstance(value, list | tuple | dict)  # stages are checked against the seeds (schedule.py)
     return isinstance(value, dict) and all(_has_type(item, int) for item in value.values())
 
 
@@ -128,6 +137,10 @@ def validate_parameters(parameters: orm.Dict | None, _ctx) -> str | None:
         (p['patience'] >= 1, f'patience must be >= 1, got {p["patience"]}'),
         (p['n_initial_copies'] >= 1, f'n_initial_copies must be >= 1, got {p["n_initial_copies"]}'),
         (p['n_validation'] >= 1, f'n_validation must be >= 1, got {p["n_validation"]}'),
+        (
+            0 < p['schedule_advance_fraction'] <= 1,
+            f'schedule_advance_fraction must be in (0, 1], got {p["schedule_advance_fraction"]}',
+        ),
         (0 <= p['heldout_fraction'] < 1, f'heldout_fraction must be in [0, 1), got {p["heldout_fraction"]}'),
     ]
     for ok, message in checks:

@@ -71,6 +71,9 @@ class GenerationRecord(BaseModel):
     n_heldout_added: int = Field(0, description='Labels of this generation moved to the held-out set (not trained on).')
     dataset_size: int | None = Field(None, description='Training frames after the generation merged its labels.')
     heldout_size: int | None = Field(None, description='Held-out frames after the generation added its share.')
+    schedule_stage: int | None = Field(
+        None, description='Exploration stage (0-based) of the generation; None where the stopping rule did not run.'
+    )
     no_labels_added: bool | None = Field(
         None, description='Frames were selected but none labelled; None where the stopping rule did not run.'
     )

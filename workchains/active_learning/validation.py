@@ -12,6 +12,7 @@ launched.
 from __future__ import annotations
 
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS
+from workchains.active_learning.schedule import check_schedule, md_run_config, md_runs, n_stages
 from workchains.label.label import precheck_structure
 
 __all__ = (
@@ -35,6 +36,10 @@ def check_seeds(inputs: dict) -> str | None:
         unknown = sorted(set(parameters[key] or {}) - set(structures))
         if unknown:
             return f'`parameters.{key}` names {unknown}, which are not seed labels; seeds are {sorted(structures)}.'
+    periodic = {name: bool(all(structure.pbc)) for name, structure in structures.items()}
+    schedule_error = check_schedule(parameters['exploration_schedule'], periodic)
+    if schedule_error:
+        return f'parameters.{schedule_error}'
     label = inputs.get('label')
     if not label:
         return None
@@ -134,8 +139,15 @@ def check_program_configs(inputs: dict) -> str | None:
     if 'md' in inputs:
         md = dict(inputs['md'].get('md', {}))
         config = md['config'].get_dict() if 'config' in md else {}
-        for temperature in parameters['temperatures']:
-            config = {**config, 'temperature': float(temperature)}
+        seeds = sorted(inputs.get('structures') or {}) or ['seed']
+        schedule, temperatures = parameters['exploration_schedule'], parameters['temperatures']
+        runs = {
+            (run.temperature, run.pressure)
+            for stage in range(n_stages(schedule, seeds, temperatures))
+            for run in md_runs(schedule, stage, seeds, temperatures)
+        }
+        for temperature, pressure in sorted(runs, key=str):
+            config = {**config, **md_run_config(temperature, pressure)}
             config['max_force_std'] = float(parameters['md_stop_force_std'])
             checks.append(('md', CalculationFactory('les.md'), {**md, 'config': orm.Dict(config)}))
     if 'evaluate' in inputs:

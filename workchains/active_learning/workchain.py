@@ -34,6 +34,7 @@ from workchains.active_learning.links import SUMMARY, generation_link
 from workchains.active_learning.parameters import DEFAULT_PARAMETERS, validate_parameters
 from workchains.active_learning.record import GenerationRecord, count_labels_used
 from workchains.active_learning.restart import validate_continuation
+from workchains.active_learning.schedule import md_run_config, md_runs, n_stages, next_stage
 from workchains.active_learning.stopping import evaluate_stopping_rule
 from workchains.active_learning.validation import (
     check_dataset_levels,
@@ -231,6 +232,23 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         steps = generation_children(self.node).get(self.ctx.generation, {})
         return generation_record(self.ctx.generation, steps, self.node.pk)
 
+    def _n_stages(self) -> int:
+        p = self.ctx.parameters
+        return n_stages(p.exploration_schedule, sorted(self.inputs.structures), p.temperatures)
+
+    def _stage(self) -> int:
+        """The exploration stage of the current generation (0-based; schedule.py), from the generations done."""
+        stage = 0
+        for record in self._records():
+            if record.schedule_stage is not None:
+                stage = next_stage(
+                    record.schedule_stage,
+                    record.accurate_fraction,
+                    self._n_stages(),
+                    self.ctx.parameters.schedule_advance_fraction,
+                )
+        return stage
+
     def should_run_generation(self):
         """Go on until the stopping rule says stop."""
         return self.ctx.stop_reason is None
@@ -282,27 +300,34 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         self.ctx.explorations = []
         self.ctx.exploration_origins = []
         p = self.ctx.parameters
-        for label, structure in sorted(self.inputs.structures.items()):
-            for temperature in p.temperatures:
-                inputs = AttributeDict(self.exposed_inputs(LesMdBaseWorkChain, namespace='md'))
-                inputs.structure = structure
-                inputs.md.models = models
-                config = inputs.md.config.get_dict() if 'config' in inputs.md else {}
-                # The seed's charge and spin, as in its initial labels: the frames are labelled at them too.
-                config.update(
-                    temperature=float(temperature),
-                    max_force_std=float(p.md_stop_force_std),
-                    total_charge=float((p.total_charges or {}).get(label, 0)),
-                    multiplicity=int((p.multiplicities or {}).get(label, 1)),
-                )
-                config['seed'] = int(self.ctx.parameters.seed) + 1000 * generation + len(self.ctx.explorations)
-                inputs.md.config = orm.Dict(config)
-                link = generation_link(generation, 'md', f'{label}_{int(temperature)}K')
-                inputs.metadata = {'call_link_label': link}
-                self.ctx.exploration_origins.append(
-                    {o.GENERATION: generation, o.TEMPERATURE: float(temperature), o.SEED: label}
-                )
-                self.to_context(explorations=append_(self.submit(LesMdBaseWorkChain, **inputs)))
+        runs = md_runs(p.exploration_schedule, self._stage(), sorted(self.inputs.structures), p.temperatures)
+        if self._n_stages() > 1:
+            conditions = sorted(
+                {f'{run.temperature:g} K' + (f' {run.pressure:g} bar' if run.pressure else '') for run in runs}
+            )
+            self.report(
+                f'generation {generation}: exploration stage {self._stage() + 1}/{self._n_stages()}: '
+                f'{", ".join(conditions)}'
+            )
+        for run in runs:
+            inputs = AttributeDict(self.exposed_inputs(LesMdBaseWorkChain, namespace='md'))
+            inputs.structure = self.inputs.structures[run.seed]
+            inputs.md.models = models
+            config = inputs.md.config.get_dict() if 'config' in inputs.md else {}
+            # The seed's charge and spin, as in its initial labels: the frames are labelled at them too.
+            config.update(
+                **md_run_config(run.temperature, run.pressure),
+                max_force_std=float(p.md_stop_force_std),
+                total_charge=float((p.total_charges or {}).get(run.seed, 0)),
+                multiplicity=int((p.multiplicities or {}).get(run.seed, 1)),
+            )
+            config['seed'] = int(self.ctx.parameters.seed) + 1000 * generation + len(self.ctx.explorations)
+            inputs.md.config = orm.Dict(config)
+            inputs.metadata = {'call_link_label': generation_link(generation, 'md', run.suffix)}
+            self.ctx.exploration_origins.append(
+                {o.GENERATION: generation, o.TEMPERATURE: run.temperature, o.SEED: run.seed}
+            )
+            self.to_context(explorations=append_(self.submit(LesMdBaseWorkChain, **inputs)))
         inputs = AttributeDict(self.exposed_inputs(LesEvaluateCalculation, namespace='evaluate'))
         inputs.dataset = self.ctx.validation_dataset
         inputs.models = models
@@ -381,9 +406,12 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         p = self.ctx.parameters
         record = self._generation_record()
         record.no_labels_added = record.n_selected > 0 and record.n_labelled == 0
+        record.schedule_stage = self._stage()
         records = [*self._records(), record]
+        last_stage = self._n_stages() - 1
         decision = evaluate_stopping_rule(
-            [done.accurate_fraction or 0.0 for done in records],
+            # Converged only counts at the schedule's last stage (rows without a stage predate schedules).
+            [done.accurate_fraction or 0.0 if done.schedule_stage in (None, last_stage) else 0.0 for done in records],
             [done.heldout_force_rmse_ev_per_ang for done in records],
             self._labels_used(records),
             p.label_budget,
@@ -397,6 +425,13 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         record.stopping = decision.message
         self.ctx.statistics.append(record.stored())
         self.report(decision.message)
+        following = self._stage()
+        if following != record.schedule_stage and not decision.stop:
+            self.report(
+                f'generation {self.ctx.generation}: accurate fraction {record.accurate_fraction:.1%} >= '
+                f'{p.schedule_advance_fraction:.0%}: exploration schedule advances to stage {following + 1}/'
+                f'{self._n_stages()}'
+            )
         if decision.stop:
             self.ctx.stop_reason = decision.reason
         self.ctx.generation += 1

@@ -118,6 +118,12 @@ SEED_CASES = {
         {'total_charges': {'sead': -1}},
         r"`parameters.total_charges` names \['sead'\], which are not seed labels",
     ),
+    'NPT exploration stage for a molecule': (
+        _water(),
+        'fast',
+        {'exploration_schedule': [{'temperatures': [300.0]}, {'temperatures': [300.0], 'pressure': 1000.0}]},
+        'exploration_schedule stage 1 of seed `seed`: a pressure needs a seed periodic in three directions',
+    ),
 }
 
 
@@ -173,6 +179,11 @@ PARAMETER_CASES = {
     'committee size as text': (
         {'committee_size': '4'},
         r"`parameters.committee_size` must be an integer, got '4' \(str\)",
+    ),
+    'held-out fraction of all labels': ({'heldout_fraction': 1.0}, r'heldout_fraction must be in \[0, 1\), got 1.0'),
+    'schedule stage without temperatures': (
+        {'exploration_schedule': [{'pressure': 1.0}]},
+        'exploration_schedule stage 0 of seed `seed`: `temperatures` must be a non-empty list of kelvin',
     ),
     'warm start as text': ({'warm_start': 'yes'}, r"`parameters.warm_start` must be true or false, got 'yes' \(str\)"),
     'charge per seed not an integer': (

@@ -213,3 +213,34 @@ def check_report(node):
     ):
         assert step in report, step
     assert not re.findall(r'\d\.\d{6,}', report), re.findall(r'\d\.\d{6,}', report)
+
+
+@pytest.mark.slow
+def test_exploration_schedule_advances(demo, codes):
+    """Two stages (NVT 300 K, then NPT 300 K at 1 bar with the MTK barostat): generation 0 finds every frame
+    accurate (trust levels set far above any error), so the report shows the schedule advancing and generation 1
+    explores the second stage; the campaign cannot count as converged before the last stage."""
+    schedule = [{'temperatures': [300.0]}, {'temperatures': [300.0], 'pressure': 1.0}]
+    parameters = {
+        'max_generations': 2,
+        'exploration_schedule': schedule,
+        'schedule_advance_fraction': 0.5,
+        'trust_lower': 50.0,
+        'trust_upper': 100.0,
+        'accurate_threshold': 0.5,
+        'force_error_target': 100.0,
+        'patience': 1,
+    }
+    results, node = run_get_node(demo.demo_builder(protocol='fast', overrides={'parameters': parameters}))
+    assert node.is_finished_ok, node.exit_message
+    report = get_workchain_report(node, 'REPORT')
+    assert 'generation 0: exploration stage 1/2: 300 K' in report
+    assert 'exploration schedule advances to stage 2/2' in report
+    assert 'generation 1: exploration stage 2/2: 300 K 1 bar' in report
+    generations = results['summary']['generations']
+    assert [row['schedule_stage'] for row in generations] == [0, 1]
+    assert 'converged' not in generations[0]['stopping']  # accurate, but not at the last stage
+    md = [link for link in node.base.links.get_outgoing().all() if link.link_label.startswith('generation_01_md')]
+    assert [link.link_label for link in md] == ['generation_01_md_water_300K_1bar']
+    config = md[0].node.inputs.md.config.get_dict()
+    assert (config['ensemble'], config['barostat'], config['pressure']) == ('npt', 'mtk', 1.0)
