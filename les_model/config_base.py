@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Strict, ValidationError
 
-__all__ = ['Bool', 'ConfigError', 'Float', 'Int', 'Section', 'Str', 'section_errors']
+__all__ = ['Bool', 'ConfigError', 'Float', 'Int', 'Section', 'Str', 'raise_errors', 'section_errors', 'type_name']
 
 #: Field types that refuse conversions (a bool for a number, '3' for an integer); a float key accepts an integer.
 Float = Annotated[float, Strict()]
@@ -51,7 +51,7 @@ class Section(BaseModel):
     keyword constructor raises pydantic's ``ValidationError`` (a ``ValueError`` too).
     """
 
-    model_config = ConfigDict(frozen=True, extra='forbid', validate_default=False)
+    model_config = ConfigDict(frozen=True, extra='forbid')
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any] | None):
@@ -60,10 +60,12 @@ class Section(BaseModel):
         :param mapping: keys are field names; nested sections are mappings too.
         :raises ConfigError: on unknown keys, wrong types or invalid values (all problems listed at once).
         """
-        errors = section_errors(cls, mapping)
-        if errors:
-            raise ConfigError(errors)
-        return cls.model_validate(dict(mapping or {}))
+        if isinstance(mapping, Mapping | None):
+            try:
+                return cls.model_validate(dict(mapping or {}))
+            except ValidationError:
+                pass
+        raise ConfigError(section_errors(cls, mapping))
 
     def to_dict(self) -> dict[str, Any]:
         """Return a plain mapping (lists instead of tuples) that :meth:`from_dict` accepts."""
