@@ -151,3 +151,19 @@ def test_example_configs_are_valid():
     root = Path(__file__).resolve().parents[2] / 'examples' / 'configs'
     for name, kind in (('train.yaml', 'train'), ('md.yaml', 'md'), ('eval.yaml', 'eval')):
         assert validate_config(yaml.safe_load((root / name).read_text()), kind) == [], name
+
+
+def test_model_files_keep_the_config_format():
+    """``to_dict`` writes what model files stored before the pydantic sections (les_model.io reads both ways)."""
+    written_before = {
+        'backbone': 'mpnn', 'cutoff': 5.0, 'n_features': 64, 'n_radial': 8, 'radial_basis': 'bessel',
+        'cutoff_function': 'polynomial', 'n_interactions': 2, 'angular': True, 'readout_hidden': 32,
+        'long_range': True, 'charge_model': 'latent', 'charge_hidden': 32, 'charge_distribution': 'learned',
+        'sigma': 1.0, 'dl': 2.0, 'charge_embedding': True, 'spin_embedding': False, 'species': [], 'mace': {},
+    }  # fmt: skip
+    assert ModelConfig().to_dict() == written_before
+    assert list(ModelConfig().to_dict()) == list(written_before)
+    config = ModelConfig.from_dict({**written_before, 'species': [8, 1], 'cutoff': 4})
+    assert config.species == (8, 1)
+    assert config.to_dict()['cutoff'] == 4.0
+    assert ModelConfig.from_dict(config.to_dict()) == config
