@@ -1,20 +1,20 @@
-"""Validated, frozen configuration dataclasses for models, training, MD and evaluation, with YAML in/out.
+"""Validated, frozen configuration sections for models, training, MD and evaluation, with YAML in/out.
 
-Every section rejects unknown keys (naming the allowed ones) and checks its values in ``__post_init__``;
-:func:`validate_config` runs these checks on a plain mapping without computing anything, so the AiiDA plugin can
-call it before it submits a job. Units: Å, eV, e, fs, K, bar, s.
+Each section is a pydantic model (:class:`~les_model.config_base.Section`): one declaration per key holds its type,
+default, bounds and, in its description, its unit and meaning; unknown keys are refused (naming the allowed ones) and
+the checks across keys are the sections' validators. :func:`validate_config` runs these checks on a plain mapping
+without computing anything, so the AiiDA plugin can call it before it submits a job. Units: Å, eV, e, fs, K, bar, s.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
-import yaml
+from pydantic import Field, model_validator
+
+from les_model.config_base import Bool, ConfigError, Float, Int, Section, Str, raise_errors, section_errors
 
 __all__ = [
     'ConfigError',
@@ -23,195 +23,37 @@ __all__ = [
     'MDConfig',
     'ModelConfig',
     'TrainConfig',
+    'config_class',
     'load_config',
     'validate_config',
 ]
-
-
-class ConfigError(ValueError):
-    """An invalid configuration; ``errors`` lists one message per problem."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = list(errors)
-        super().__init__('; '.join(self.errors))
-
-
-class _Section:
-    """Mixin: construction from mappings (unknown keys rejected), validation, YAML round trip."""
-
-    def _check(self) -> list[str]:  # pragma: no cover - overridden
-        return []
-
-    def __post_init__(self):
-        errors = self._check()
-        if errors:
-            raise ConfigError([f'{type(self).__name__}: {e}' for e in errors])
-
-    @classmethod
-    def from_dict(cls, mapping: Mapping[str, Any] | None) -> _Section:
-        """Build the section from a plain mapping (as read from YAML).
-
-        :param mapping: keys are field names; nested sections are mappings too.
-        :raises ConfigError: on unknown keys, wrong types or invalid values (all problems listed at once).
-        """
-        errors: list[str] = []
-        obj = _build(cls, mapping or {}, cls.__name__, errors)
-        if errors:
-            raise ConfigError(errors)
-        return obj
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a plain mapping (lists instead of tuples) that :meth:`from_dict` accepts."""
-        return _plain(dataclasses.asdict(self))
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> _Section:
-        """Read a YAML file; see :meth:`from_dict`."""
-        with open(path, encoding='utf-8') as handle:
-            data = yaml.safe_load(handle)
-        if data is not None and not isinstance(data, Mapping):
-            raise ConfigError([f'{path}: expected a YAML mapping at top level, got {type(data).__name__}'])
-        return cls.from_dict(data)
-
-    def to_yaml(self, path: str | Path | None = None) -> str:
-        """Write the section as YAML to ``path`` (if given) and return the text."""
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        if path is not None:
-            Path(path).write_text(text, encoding='utf-8')
-        return text
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _build(cls, mapping, where: str, errors: list[str]):
-    if not isinstance(mapping, Mapping):
-        errors.append(f'{where}: expected a mapping, got {type(mapping).__name__}')
-        return None
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        errors.append(f'{where}: unknown keys {unknown}; allowed keys are {sorted(fields)}')
-    hints = get_type_hints(cls)
-    kwargs = {}
-    for name, value in mapping.items():
-        if name not in fields:
-            continue
-        converted = _convert(hints[name], value, f'{where}.{name}', errors)
-        if converted is not _INVALID:
-            kwargs[name] = converted
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        errors.extend(f'{where}: {e.split(": ", 1)[-1]}' for e in exc.errors)
-    except TypeError as exc:
-        errors.append(f'{where}: {exc}')
-    return None
-
-
-_INVALID = object()
-
-
-def _convert(hint, value, where: str, errors: list[str]):
-    origin = get_origin(hint)
-    args = get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        sub: list[str] = []
-        for a in inner:
-            trial: list[str] = []
-            out = _convert(a, value, where, trial)
-            if not trial:
-                return out
-            sub.extend(trial)
-        errors.append(sub[0] if len(inner) == 1 else f'{where}: {value!r} matches none of {inner}')
-        return _INVALID
-    if dataclasses.is_dataclass(hint):
-        built = _build(hint, value, where, errors)
-        return built if built is not None else _INVALID
-    if origin is Literal:
-        if value not in args:
-            errors.append(f'{where}: expected one of {list(args)}, got {value!r}')
-            return _INVALID
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            errors.append(f'{where}: expected a list, got {type(value).__name__}')
-            return _INVALID
-        item = args[0]
-        out = [_convert(item, v, f'{where}[{i}]', errors) for i, v in enumerate(value)]
-        return _INVALID if any(o is _INVALID for o in out) else tuple(out)
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            errors.append(f'{where}: expected a mapping, got {type(value).__name__}')
-            return _INVALID
-        return dict(value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            errors.append(f'{where}: expected a number, got {value!r}')
-            return _INVALID
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            errors.append(f'{where}: expected an integer, got {value!r}')
-            return _INVALID
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            errors.append(f'{where}: expected true or false, got {value!r}')
-            return _INVALID
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            errors.append(f'{where}: expected a string, got {value!r}')
-            return _INVALID
-        return value
-    return value
-
-
-def _positive(errors: list[str], obj, *names: str, allow_zero: bool = False):
-    for name in names:
-        value = getattr(obj, name)
-        if value is None:
-            continue
-        if value < 0 or (value == 0 and not allow_zero):
-            bound = '>= 0' if allow_zero else '> 0'
-            errors.append(f'{name} must be {bound}, got {value}')
 
 
 Device = Literal['auto', 'cpu', 'cuda']
 Dtype = Literal['float32', 'float64']
 
 
-@dataclasses.dataclass(frozen=True)
-class DataKeysConfig(_Section):
+class DataKeysConfig(Section):
     """Names under which extxyz files store the labels (``atoms.info`` / ``atoms.arrays`` / calculator results).
 
     A label set to ``null`` is never read (ignored even where the file has it).
     """
 
-    energy: str | None = 'energy'
-    forces: str | None = 'forces'
-    stress: str | None = 'stress'
-    dipole: str | None = 'dipole'
-    bec: str | None = 'bec'
-    total_charge: str = 'total_charge'
-    spin: str = 'spin'
+    energy: Str | None = Field('energy', description='name of the total energy label [eV]; null = not read')
+    forces: Str | None = Field('forces', description='name of the forces label [eV/Å]; null = not read')
+    stress: Str | None = Field('stress', description='name of the stress label [eV/Å^3]; null = not read')
+    dipole: Str | None = Field('dipole', description='name of the dipole label [e Å]; null = not read')
+    bec: Str | None = Field('bec', description='name of the Born effective charges label [e]; null = not read')
+    total_charge: Str = Field('total_charge', description='name of the net charge [e] in atoms.info')
+    spin: Str = Field('spin', description='name of the spin multiplicity (2S+1) in atoms.info')
 
+    @model_validator(mode='after')
     def _check(self):
-        values = dataclasses.asdict(self)
-        return [f'{k} must be a non-empty string or null' for k, v in values.items() if v == '']
+        raise_errors([f'{k} must be a non-empty string or null' for k, v in self.model_dump().items() if v == ''])
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """Architecture of an LES potential: short-range host, charge head, long-range latent Ewald part.
 
     ``cutoff`` [Å] is the short-range cutoff; ``sigma`` [Å] the Gaussian charge width and ``dl`` [Å] the
@@ -223,30 +65,35 @@ class ModelConfig(_Section):
     ``readout_hidden`` are refused with it unless left at their defaults.
     """
 
-    backbone: Literal['mpnn', 'mace'] = 'mpnn'
-    cutoff: float = 5.0
-    n_features: int = 64
-    n_radial: int = 8
-    radial_basis: Literal['bessel', 'gaussian'] = 'bessel'
-    cutoff_function: Literal['cosine', 'polynomial'] = 'polynomial'
-    n_interactions: int = 2
-    angular: bool = True
-    readout_hidden: int = 32
-    long_range: bool = True
-    charge_model: Literal['latent', 'qeq'] = 'latent'
-    charge_hidden: int = 32
-    charge_distribution: Literal['learned', 'uniform'] = 'learned'
-    sigma: float = 1.0
-    dl: float = 2.0
-    charge_embedding: bool = True
-    spin_embedding: bool = False
-    species: tuple[int, ...] = ()
-    mace: dict[str, Any] = dataclasses.field(default_factory=dict)
+    backbone: Literal['mpnn', 'mace'] = Field('mpnn', description='short-range host network')
+    cutoff: Float = Field(5.0, gt=0, description='[Å] short-range cutoff radius')
+    n_features: Int = Field(64, gt=0, description='[channels] features per atom (mace: num_channels)')
+    n_radial: Int = Field(8, gt=0, description='[functions] radial basis size (mpnn only)')
+    radial_basis: Literal['bessel', 'gaussian'] = Field('bessel', description='radial basis (mpnn only)')
+    cutoff_function: Literal['cosine', 'polynomial'] = Field(
+        'polynomial', description='smooth cutoff envelope (mpnn only)'
+    )
+    n_interactions: Int = Field(2, gt=0, description='[layers] message-passing layers, 1 to 4 (mpnn only)')
+    angular: Bool = Field(True, description='angular (l = 1) messages (mpnn only)')
+    readout_hidden: Int = Field(32, gt=0, description='[neurons] hidden width of the energy readout (mpnn only)')
+    long_range: Bool = Field(True, description='add the latent Ewald long-range energy')
+    charge_model: Literal['latent', 'qeq'] = Field('latent', description='how the latent charges are predicted')
+    charge_hidden: Int = Field(32, gt=0, description='[neurons] hidden width of the charge head')
+    charge_distribution: Literal['learned', 'uniform'] = Field(
+        'learned', description='how a net charge is spread over the atoms'
+    )
+    sigma: Float = Field(1.0, gt=0, description='[Å] Gaussian width of the latent charges')
+    dl: Float = Field(2.0, gt=0, description='[Å] reciprocal-space resolution of the Ewald sum, k_c = 2 pi / dl')
+    charge_embedding: Bool = Field(True, description='the net charge is an input of the network')
+    spin_embedding: Bool = Field(False, description='the spin multiplicity is an input of the network')
+    species: tuple[Int, ...] = Field((), description='atomic numbers the model knows; empty = those of the data')
+    mace: dict[str, Any] = Field(
+        default_factory=dict, description='MACE options (backbone mace only; les_model/nn/mace_options.py)'
+    )
 
+    @model_validator(mode='after')
     def _check(self):
         errors: list[str] = []
-        _positive(errors, self, 'cutoff', 'n_features', 'n_radial', 'n_interactions', 'readout_hidden')
-        _positive(errors, self, 'charge_hidden', 'sigma', 'dl')
         if self.n_interactions > 4:
             errors.append(f'n_interactions must be between 1 and 4, got {self.n_interactions}')
         bad = [z for z in self.species if not 1 <= z <= 118]
@@ -254,26 +101,24 @@ class ModelConfig(_Section):
             errors.append(f'species must be atomic numbers 1..118, got {bad}')
         if len(set(self.species)) != len(self.species):
             errors.append(f'species must not repeat, got {list(self.species)}')
-        errors.extend(self._check_backbone())
-        return errors
+        raise_errors(errors + self._check_backbone())
+        return self
 
     def _check_backbone(self) -> list[str]:
         from les_model.nn.mace_options import MPNN_ONLY, mace_arguments
 
-        defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
         if self.backbone != 'mace':
             return [f'mace options {sorted(self.mace)} apply only with backbone: mace'] if self.mace else []
         errors = [
             f'{name} (= {getattr(self, name)!r}) applies to the mpnn backbone only; with mace use {instead}'
             for name, instead in MPNN_ONLY.items()
-            if getattr(self, name) != defaults[name]
+            if getattr(self, name) != self.default(name)
         ]
-        _, mace_errors = mace_arguments(self.mace, self.n_features, defaults['n_features'])
+        _, mace_errors = mace_arguments(self.mace, self.n_features, self.default('n_features'))
         return errors + mace_errors
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig(_Section):
+class TrainConfig(Section):
     """Training run: data, optimiser, loss weights, checkpoints, committee.
 
     Loss weights multiply mean-squared errors of energy per atom [eV], forces [eV/Å], stress [eV/Å^3],
@@ -286,54 +131,55 @@ class TrainConfig(_Section):
     ``refit_reference_energies`` refits E0 to the residuals after each epoch (``least_squares`` E0 only).
     """
 
-    train_file: str = ''
-    valid_file: str | None = None
-    valid_fraction: float = 0.1
-    keys: DataKeysConfig = dataclasses.field(default_factory=DataKeysConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    reference_energies: Literal['least_squares', 'zero'] = 'least_squares'
-    refit_reference_energies: bool = True
-    seed: int = 0
-    epochs: int = 100
-    batch_size: int = 4
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    scheduler: Literal['plateau', 'cosine', 'none'] = 'plateau'
-    warmup_epochs: float = 5.0
-    scheduler_patience: int = 10
-    scheduler_factor: float = 0.5
-    min_lr: float = 1e-6
-    early_stopping_patience: int = 0
-    ema_decay: float = 0.99
-    train_errors: Literal['ema', 'running'] = 'ema'
-    energy_weight: float = 1.0
-    forces_weight: float = 10.0
-    stress_weight: float = 0.0
-    dipole_weight: float = 0.0
-    bec_weight: float = 0.0
-    grad_clip: float = 10.0
-    checkpoint_every: int = 100
-    max_walltime: float = 0.0
-    device: Device = 'auto'
-    dtype: Dtype = 'float32'
-    committee_size: int = 1
-    bootstrap: bool = False
-    init_model: str | None = None
-    model_file: str = 'model.pt'
-    progress: bool = True
+    train_file: Str = Field('', description='path of the training extxyz file')
+    valid_file: Str | None = Field(None, description='path of the validation extxyz file; null = split train_file')
+    valid_fraction: Float = Field(0.1, description='[fraction] of train_file held out when valid_file is null')
+    keys: DataKeysConfig = Field(default_factory=DataKeysConfig, description='label names in the extxyz files')
+    model: ModelConfig = Field(default_factory=ModelConfig, description='architecture of the model')
+    reference_energies: Literal['least_squares', 'zero'] = Field(
+        'least_squares', description='per-species reference energies E0: fitted to the data or zero'
+    )
+    refit_reference_energies: Bool = Field(True, description='refit E0 to the residuals after each epoch')
+    seed: Int = Field(0, description='[integer] random seed of member 0 (member k uses seed + k)')
+    epochs: Int = Field(100, gt=0, description='[passes] over the training set')
+    batch_size: Int = Field(4, gt=0, description='[frames] per optimiser step')
+    lr: Float = Field(1e-3, gt=0, description='[1] Adam learning rate')
+    weight_decay: Float = Field(0.0, ge=0, description='[1] AdamW weight decay')
+    scheduler: Literal['plateau', 'cosine', 'none'] = Field('plateau', description='learning-rate schedule')
+    warmup_epochs: Float = Field(
+        5.0, ge=0, description='[epochs] of linear learning-rate warm-up (at most a tenth of epochs); 0 = none'
+    )
+    scheduler_patience: Int = Field(10, gt=0, description='[epochs] without improvement before the plateau cut')
+    scheduler_factor: Float = Field(0.5, description='[1] learning-rate multiplier of the plateau cut, in (0, 1)')
+    min_lr: Float = Field(1e-6, ge=0, description='[1] learning-rate floor')
+    early_stopping_patience: Int = Field(0, ge=0, description='[epochs] without improvement before stopping, 0 = off')
+    ema_decay: Float = Field(0.99, description='[per step] decay of the weight EMA, in [0, 1); 0 = off')
+    train_errors: Literal['ema', 'running'] = Field(
+        'ema', description='training errors of the EMA weights after each epoch, or accumulated during it'
+    )
+    energy_weight: Float = Field(1.0, ge=0, description='[x MSE of energy per atom in eV] loss weight')
+    forces_weight: Float = Field(10.0, ge=0, description='[x MSE of forces in eV/Å] loss weight')
+    stress_weight: Float = Field(0.0, ge=0, description='[x MSE of stress in eV/Å^3] loss weight')
+    dipole_weight: Float = Field(0.0, ge=0, description='[x MSE of dipole in e Å] loss weight')
+    bec_weight: Float = Field(0.0, ge=0, description='[x MSE of Born effective charges in e] loss weight')
+    grad_clip: Float = Field(10.0, gt=0, description='[1] largest gradient norm')
+    checkpoint_every: Int = Field(100, gt=0, description='[optimiser steps] between checkpoints')
+    max_walltime: Float = Field(0.0, ge=0, description='[s, 0 = no limit] checkpoint and exit before this time')
+    device: Device = Field('auto', description='torch device; auto = CUDA when available')
+    dtype: Dtype = Field('float32', description='floating-point precision of training')
+    committee_size: Int = Field(1, gt=0, description='[models] trained; member k uses seed + k')
+    bootstrap: Bool = Field(False, description='each member trains on a bootstrap resample of the training set')
+    init_model: Str | None = Field(None, description='path of a model file to start from (warm start)')
+    model_file: Str = Field('model.pt', description='path of the trained model file (.pt)')
+    progress: Bool = Field(True, description='show a progress bar')
 
+    @model_validator(mode='after')
     def _check(self):
         errors: list[str] = []
         if not self.train_file:
             errors.append('train_file is required (path of an extxyz file)')
         if not 0.0 <= self.valid_fraction < 1.0:
             errors.append(f'valid_fraction must be in [0, 1), got {self.valid_fraction}')
-        _positive(errors, self, 'epochs', 'batch_size', 'lr', 'scheduler_patience', 'committee_size')
-        _positive(errors, self, 'checkpoint_every', 'grad_clip')
-        _positive(errors, self, 'weight_decay', 'min_lr', 'early_stopping_patience', 'max_walltime', allow_zero=True)
-        _positive(errors, self, 'warmup_epochs', allow_zero=True)
-        _positive(errors, self, 'energy_weight', 'forces_weight', 'stress_weight', allow_zero=True)
-        _positive(errors, self, 'dipole_weight', 'bec_weight', allow_zero=True)
         if not 0.0 < self.scheduler_factor < 1.0:
             errors.append(f'scheduler_factor must be in (0, 1), got {self.scheduler_factor}')
         if not 0.0 <= self.ema_decay < 1.0:
@@ -343,15 +189,15 @@ class TrainConfig(_Section):
             errors.append('at least one loss weight must be > 0')
         if not self.model_file.endswith('.pt'):
             errors.append(f'model_file must end in .pt, got {self.model_file!r}')
-        return errors
+        raise_errors(errors)
+        return self
 
 
 #: Largest MD time step accepted [fs]; see :class:`MDConfig`.
 MAX_TIMESTEP_FS = 5.0
 
 
-@dataclasses.dataclass(frozen=True)
-class MDConfig(_Section):
+class MDConfig(Section):
     """Molecular dynamics with a committee of models; stops early when uncertain or unphysical.
 
     ``temperature`` [K], ``timestep`` [fs], ``friction`` [1/fs] (Langevin), ``taut``/``taup`` [fs],
@@ -373,53 +219,56 @@ class MDConfig(_Section):
     ``scripted`` evaluates the members through their TorchScript-compiled energy path (same numbers).
     """
 
-    models: tuple[str, ...] = ()
-    structure: str = ''
-    total_charge: float | None = None
-    multiplicity: int = 1
-    ensemble: Literal['nvt', 'npt', 'nve'] = 'nvt'
-    barostat: Literal['mtk', 'berendsen'] = 'mtk'
-    temperature: float = 300.0
-    timestep: float = 0.5
-    steps: int = 1000
-    friction: float = 0.01
-    taut: float = 100.0
-    taup: float = 1000.0
-    pressure: float = 1.01325
-    compressibility: float = 4.57e-5
-    write_every: int = 10
-    trajectory_file: str = 'md.extxyz'
-    summary_file: str = 'md_summary.json'
-    max_force_std: float = 0.0
-    min_distance: float = 0.5
-    max_energy_change: float = 5.0
-    device: Device = 'auto'
-    dtype: Dtype = 'float64'
-    seed: int = 0
-    scripted: bool = False
+    models: tuple[Str, ...] = Field((), description='paths of the committee model files')
+    structure: Str = Field('', description='path of the starting structure (any file ase reads)')
+    total_charge: Float | None = Field(None, description='[e; null = atoms.info or 0] net charge given to the model')
+    multiplicity: Int = Field(1, description='[2S+1] spin multiplicity given to the model')
+    ensemble: Literal['nvt', 'npt', 'nve'] = Field('nvt', description='nvt: Langevin; npt: see barostat; nve: Verlet')
+    barostat: Literal['mtk', 'berendsen'] = Field('mtk', description='barostat of npt')
+    temperature: Float = Field(300.0, ge=0, description='[K] target (nvt, npt) or initial (nve) temperature')
+    timestep: Float = Field(
+        0.5, gt=0, description=f'[fs, at most {MAX_TIMESTEP_FS:g}; <= 1 with hydrogen] integration time step'
+    )
+    steps: Int = Field(1000, gt=0, description='[MD steps] to run')
+    friction: Float = Field(0.01, gt=0, description='[1/fs] Langevin friction')
+    taut: Float = Field(100.0, gt=0, description='[fs] thermostat time of npt (MTK or Berendsen)')
+    taup: Float = Field(1000.0, gt=0, description='[fs] barostat time of npt (MTK or Berendsen)')
+    pressure: Float = Field(1.01325, description='[bar] target pressure of npt')
+    compressibility: Float = Field(4.57e-5, gt=0, description='[1/bar] compressibility, Berendsen only')
+    write_every: Int = Field(10, gt=0, description='[steps] between frames written')
+    trajectory_file: Str = Field('md.extxyz', description='path of the trajectory written (extxyz)')
+    summary_file: Str = Field('md_summary.json', description='path of the summary written (JSON)')
+    max_force_std: Float = Field(0.0, ge=0, description='[eV/Å] stop above this committee force deviation; 0 = off')
+    min_distance: Float = Field(0.5, ge=0, description='[Å] stop below this closest-pair distance; 0 = off')
+    max_energy_change: Float = Field(
+        5.0, ge=0, description='[eV/atom] stop when the energy moves this far from the first frame; 0 = off'
+    )
+    device: Device = Field('auto', description='torch device; auto = CUDA when available')
+    dtype: Dtype = Field('float64', description='floating-point precision of the models')
+    seed: Int = Field(0, description='[integer] random seed of the velocities and the Langevin noise')
+    scripted: Bool = Field(False, description='evaluate the models through TorchScript (same numbers)')
 
+    @model_validator(mode='after')
     def _check(self):
         errors: list[str] = []
         if not self.models:
             errors.append('models must list at least one model file')
         if not self.structure:
             errors.append('structure is required (path of a structure file readable by ase)')
-        _positive(errors, self, 'timestep', 'steps', 'write_every', 'friction', 'taut', 'taup', 'compressibility')
-        _positive(errors, self, 'temperature', 'max_force_std', 'min_distance', 'max_energy_change', allow_zero=True)
         if self.timestep > MAX_TIMESTEP_FS:
             errors.append(
                 f'timestep must be <= {MAX_TIMESTEP_FS} fs (about ten steps per period of the fastest vibration; '
                 f'<= 1 fs with hydrogen), got {self.timestep} fs'
             )
-        if isinstance(self.multiplicity, bool) or not isinstance(self.multiplicity, int) or self.multiplicity < 1:
+        if self.multiplicity < 1:
             errors.append(f'multiplicity must be an integer >= 1 (2S+1), got {self.multiplicity!r}')
         if self.ensemble != 'nve' and self.temperature <= 0:
             errors.append(f'temperature must be > 0 for ensemble {self.ensemble!r}, got {self.temperature}')
-        return errors
+        raise_errors(errors)
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalConfig(_Section):
+class EvalConfig(Section):
     """Evaluation of one or several models (a committee) on an extxyz file.
 
     ``eps_inf`` (dimensionless, optional): high-frequency dielectric constant; predicted Born effective charges are
@@ -432,18 +281,21 @@ class EvalConfig(_Section):
     ``calibration_plot`` (empty: no plot).
     """
 
-    models: tuple[str, ...] = ()
-    data_file: str = ''
-    keys: DataKeysConfig = dataclasses.field(default_factory=DataKeysConfig)
-    predictions_file: str = 'predictions.extxyz'
-    metrics_file: str = 'metrics.json'
-    calibration_plot: str = 'calibration.png'
-    batch_size: int = 8
-    compute_bec: bool = False
-    eps_inf: float | None = None
-    device: Device = 'auto'
-    dtype: Dtype = 'float64'
+    models: tuple[Str, ...] = Field((), description='paths of the model files (two or more: a committee)')
+    data_file: Str = Field('', description='path of the extxyz file evaluated')
+    keys: DataKeysConfig = Field(default_factory=DataKeysConfig, description='label names in the extxyz file')
+    predictions_file: Str = Field('predictions.extxyz', description='path of the predictions written (extxyz)')
+    metrics_file: Str = Field('metrics.json', description='path of the metrics written (JSON)')
+    calibration_plot: Str = Field('calibration.png', description='path of the calibration plot; empty = none')
+    batch_size: Int = Field(8, gt=0, description='[frames] per batch')
+    compute_bec: Bool = Field(False, description='predict Born effective charges too')
+    eps_inf: Float | None = Field(
+        None, description='[dimensionless] Born charges divided by its square root; null = not scaled'
+    )
+    device: Device = Field('auto', description='torch device; auto = CUDA when available')
+    dtype: Dtype = Field('float64', description='floating-point precision of the models')
 
+    @model_validator(mode='after')
     def _check(self):
         errors: list[str] = []
         if self.eps_inf is not None and not self.eps_inf > 0:
@@ -452,11 +304,11 @@ class EvalConfig(_Section):
             errors.append('models must list at least one model file')
         if not self.data_file:
             errors.append('data_file is required (path of an extxyz file)')
-        _positive(errors, self, 'batch_size')
-        return errors
+        raise_errors(errors)
+        return self
 
 
-_KINDS: dict[str, type[_Section]] = {
+_KINDS: dict[str, type[Section]] = {
     'model': ModelConfig,
     'train': TrainConfig,
     'md': MDConfig,
@@ -465,7 +317,8 @@ _KINDS: dict[str, type[_Section]] = {
 }
 
 
-def _kind(kind: str) -> type[_Section]:
+def config_class(kind: str) -> type[Section]:
+    """Return the section of ``kind`` (``'model'``, ``'train'``, ``'md'``, ``'eval'``)."""
     if kind not in _KINDS:
         raise ValueError(f'kind must be one of {sorted(_KINDS)}, got {kind!r}')
     return _KINDS[kind]
@@ -478,19 +331,15 @@ def validate_config(mapping: Mapping[str, Any] | None, kind: str) -> list[str]:
     :param kind: ``'model'``, ``'train'``, ``'md'`` or ``'eval'``.
     :return: one message per problem; empty when the configuration is valid.
     """
-    try:
-        _kind(kind).from_dict(mapping)
-    except ConfigError as exc:
-        return exc.errors
-    return []
+    return section_errors(config_class(kind), mapping)
 
 
-def load_config(source: Mapping[str, Any] | str | Path, kind: str) -> _Section:
+def load_config(source: Mapping[str, Any] | str | Path, kind: str) -> Section:
     """Return the validated configuration of ``kind`` from a mapping or a YAML file.
 
     :raises ConfigError: listing every problem.
     """
-    cls = _kind(kind)
+    cls = config_class(kind)
     if isinstance(source, Mapping):
         return cls.from_dict(source)
     return cls.from_yaml(source)

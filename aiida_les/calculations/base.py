@@ -17,7 +17,7 @@ from aiida.common.folders import Folder
 from aiida.engine import CalcJob
 from aiida.engine.processes.calcjobs.calcjob import validate_calc_job
 
-from les_model.config import validate_config
+from les_model.config import config_class, validate_config
 
 __all__ = ('BaseLesCalculation',)
 
@@ -54,8 +54,7 @@ class BaseLesCalculation(CalcJob):
             valid_type=orm.Dict,
             serializer=orm.to_aiida_type,
             required=False,
-            help=f'Configuration of the `{cls._KIND}` run, the mapping of `les_model.config` without the file paths, '
-            'which the CalcJob sets from its other inputs.',
+            help=cls._config_help(),
         )
         spec.input(
             'metadata.options.device',
@@ -110,6 +109,18 @@ class BaseLesCalculation(CalcJob):
         spec.exit_code(
             440, 'ERROR_DEVICE_UNAVAILABLE', message='The requested torch device is not available on the machine.'
         )
+
+    @classmethod
+    def _config_help(cls) -> str:
+        """Help of the ``config`` port: the keys of the section with their type, default, unit and meaning."""
+        text = (
+            f'Configuration of the `{cls._KIND}` run, the mapping of `les_model.config` without the file paths, '
+            'which the CalcJob sets from its other inputs (and `device`, from `metadata.options.device`).'
+        )
+        if not cls._KIND:
+            return text
+        keys = config_class(cls._KIND).describe(skip={*cls._OWNED_KEYS, 'device'})
+        return '\n'.join([f'{text} Keys (type, default, [unit] meaning):', *keys])
 
     @classmethod
     def validate_inputs(cls, inputs: dict, ctx) -> str | None:

@@ -126,7 +126,7 @@ class LesTrainCalculation(BaseLesCalculation):
         from les_model.config import TrainConfig
 
         options = inputs.get('metadata', {}).get('options', {})
-        batch_size = int(config.get('batch_size', TrainConfig.batch_size))
+        batch_size = int(config.get('batch_size', TrainConfig.default('batch_size')))
         return check_processes(options.get('resources', {}), bool(options.get('withmpi', False)), batch_size)
 
     def write_input_files(self, folder: Folder) -> tuple[dict[str, t.Any], list, list]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -54,7 +53,7 @@ def read_config(path: str, kind: str, args: argparse.Namespace):
     except yaml.YAMLError as exc:
         raise CliFailure(ExitCode.INVALID_CONFIG, f'{path} is not valid YAML: {exc}') from exc
     overrides = {k: getattr(args, k) for k in ('device', 'dtype') if getattr(args, k, None)}
-    return dataclasses.replace(config, **overrides) if overrides else config
+    return config.model_copy(update=overrides) if overrides else config
 
 
 def check_files(*paths: str | None) -> None:

@@ -7,7 +7,6 @@ divided by the mean number of neighbours within the cutoff, so that a fresh mode
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -100,7 +99,7 @@ def initialise_model(
     neighbours = mean_neighbours(train_set, config.model.cutoff)
     model_config = config.model
     if model_config.backbone == 'mace' and 'avg_num_neighbors' not in model_config.mace:
-        model_config = dataclasses.replace(model_config, mace={**model_config.mace, 'avg_num_neighbors': neighbours})
+        model_config = model_config.model_copy(update={'mace': {**model_config.mace, 'avg_num_neighbors': neighbours}})
     torch.manual_seed(seed)
     model = LesModel(model_config, species, e0).double()
     scale = energy_scale(train_set, e0)

@@ -292,15 +292,14 @@ def test_incompatible_model_exit_code(trained, tmp_path, monkeypatch):
 
 
 def _flat_keys(cls, prefix=''):
-    import dataclasses
-    from typing import get_type_hints
+    """``(dotted key, field)`` of every key of a configuration section, nested sections flattened."""
+    from les_model.config_base import Section
 
-    hints = get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[field.name]):
-            yield from _flat_keys(hints[field.name], f'{prefix}{field.name}.')
+    for name, field in cls.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
+            yield from _flat_keys(field.annotation, f'{prefix}{name}.')
         else:
-            yield f'{prefix}{field.name}', hints[field.name]
+            yield f'{prefix}{name}', field
 
 
 @pytest.mark.parametrize(
@@ -335,14 +334,21 @@ def test_help_lists_every_config_key_with_units(program, kind, expected, capsys)
 
 
 def test_every_numeric_config_key_has_a_unit():
-    """A new float key must say its unit in --help (les_model/cli/_help.py UNITS)."""
-    from les_model.cli._help import UNITS
+    """Every key has a description (it feeds --help and the AiiDA port help); a numeric one opens with its unit."""
+    import re
+    from typing import Annotated, get_args, get_origin
+
     from les_model.config import EvalConfig, MDConfig, ModelConfig, TrainConfig
 
     for cls in (ModelConfig, TrainConfig, MDConfig, EvalConfig):
-        for key, hint in _flat_keys(cls):
-            if hint in (float, float | None) and '.' not in key:
-                assert key in UNITS[cls.__name__], f'{cls.__name__}.{key}'
+        for key, field in _flat_keys(cls):
+            assert field.description, f'{cls.__name__}.{key}'
+            if get_origin(field.annotation) is tuple:
+                continue  # lists of file names or atomic numbers
+            types = {field.annotation, *get_args(field.annotation)}  # float, or float | None
+            types |= {get_args(t)[0] for t in types if get_origin(t) is Annotated}
+            if types & {float, int}:
+                assert re.match(r'\[[^]]+\] ', field.description), f'{cls.__name__}.{key}: {field.description}'
 
 
 def test_ir_help_names_units(capsys):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+import pydantic
 import pytest
 
 from les_model.config import (
@@ -29,10 +28,51 @@ def test_yaml_round_trip(tmp_path):
     assert isinstance(again.model, ModelConfig)
 
 
-def test_frozen():
+def test_frozen_and_copied_with_changes():
     config = ModelConfig()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError, match='frozen'):
         config.cutoff = 3.0
+    copy = config.model_copy(update={'cutoff': 3.0})
+    assert (copy.cutoff, config.cutoff) == (3.0, 5.0)
+    assert ModelConfig.default('cutoff') == 5.0
+
+
+def test_types_are_not_coerced():
+    """A bool is no number, '3' no integer, 3.0 no integer; an integer is a float (stored as a float)."""
+    errors = validate_config(
+        {'train_file': 'x', 'lr': True, 'batch_size': '3', 'epochs': 3.0, 'model': {'species': [1, 'O'], 'dl': 'x'}},
+        'train',
+    )
+    assert errors == [
+        "TrainConfig.model.dl: expected a number, got 'x'",
+        "TrainConfig.model.species[1]: expected an integer, got 'O'",
+        'TrainConfig.epochs: expected an integer, got 3.0',
+        "TrainConfig.batch_size: expected an integer, got '3'",
+        'TrainConfig.lr: expected a number, got True',
+    ]
+    config = TrainConfig.from_dict({'train_file': 'x', 'lr': 1})
+    assert config.lr == 1.0
+    assert isinstance(config.lr, float)
+
+
+def test_checks_across_keys_run_when_a_key_has_a_wrong_type():
+    """pydantic skips a section's own checks once a key fails; every problem is still reported at once."""
+    errors = validate_config(
+        {'train_file': 'x', 'energy_weight': 0, 'forces_weight': 0, 'epochs': 'many', 'model': 3}, 'train'
+    )
+    assert errors == [
+        'TrainConfig.model: expected a mapping, got int',
+        "TrainConfig.epochs: expected an integer, got 'many'",
+        'TrainConfig: at least one loss weight must be > 0',
+    ]
+    # a nested section's own check and the outer section's check
+    errors = validate_config({'energy_weight': 0, 'forces_weight': 0, 'model': {'species': [1, 1]}}, 'train')
+    assert errors == [
+        'TrainConfig.model: species must not repeat, got [1, 1]',
+        'TrainConfig: train_file is required (path of an extxyz file)',
+        'TrainConfig: at least one loss weight must be > 0',
+    ]
+    assert validate_config(['train_file'], 'train') == ['TrainConfig: expected a mapping, got list']
 
 
 def test_unknown_keys_list_the_allowed_ones():
@@ -111,3 +151,19 @@ def test_example_configs_are_valid():
     root = Path(__file__).resolve().parents[2] / 'examples' / 'configs'
     for name, kind in (('train.yaml', 'train'), ('md.yaml', 'md'), ('eval.yaml', 'eval')):
         assert validate_config(yaml.safe_load((root / name).read_text()), kind) == [], name
+
+
+def test_model_files_keep_the_config_format():
+    """``to_dict`` writes what model files stored before the pydantic sections (les_model.io reads both ways)."""
+    written_before = {
+        'backbone': 'mpnn', 'cutoff': 5.0, 'n_features': 64, 'n_radial': 8, 'radial_basis': 'bessel',
+        'cutoff_function': 'polynomial', 'n_interactions': 2, 'angular': True, 'readout_hidden': 32,
+        'long_range': True, 'charge_model': 'latent', 'charge_hidden': 32, 'charge_distribution': 'learned',
+        'sigma': 1.0, 'dl': 2.0, 'charge_embedding': True, 'spin_embedding': False, 'species': [], 'mace': {},
+    }  # fmt: skip
+    assert ModelConfig().to_dict() == written_before
+    assert list(ModelConfig().to_dict()) == list(written_before)
+    config = ModelConfig.from_dict({**written_before, 'species': [8, 1], 'cutoff': 4})
+    assert config.species == (8, 1)
+    assert config.to_dict()['cutoff'] == 4.0
+    assert ModelConfig.from_dict(config.to_dict()) == config

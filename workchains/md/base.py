@@ -139,15 +139,14 @@ class LesMdBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChain):
         from les_model.config import MDConfig
 
         config = self.ctx.inputs.config.get_dict() if 'config' in self.ctx.inputs else {}
-        fields = MDConfig.__dataclass_fields__
-        timestep = config.get('timestep', fields['timestep'].default) * self.defaults.timestep_factor
+        timestep = config.get('timestep', MDConfig.default('timestep')) * self.defaults.timestep_factor
         if timestep < self.defaults.min_timestep:
             self.report_error_handled(calculation, f'time step would drop to {timestep:.3g} fs: aborting')
             return ProcessHandlerReport(True, self.exit_codes.ERROR_KNOWN_UNRECOVERABLE_FAILURE)
-        steps = config.get('steps', fields['steps'].default)
+        steps = config.get('steps', MDConfig.default('steps'))
         config['timestep'] = timestep
         config['steps'] = int(round(steps / self.defaults.timestep_factor))
-        write_every = config.get('write_every', fields['write_every'].default)
+        write_every = config.get('write_every', MDConfig.default('write_every'))
         config['write_every'] = max(1, int(round(write_every / self.defaults.timestep_factor)))
         self.ctx.inputs.config = orm.Dict(config)
         self.report_error_handled(

@@ -239,13 +239,12 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
         from les_model.config import TrainConfig
 
         config = self._config()
-        fields = TrainConfig.__dataclass_fields__
-        lr = config.get('lr', fields['lr'].default) * self.defaults.nan_lr_factor
+        lr = config.get('lr', TrainConfig.default('lr')) * self.defaults.nan_lr_factor
         if lr < self.defaults.nan_min_lr:
             self.report_error_handled(calculation, f'learning rate would drop to {lr:.3g}, below the floor: aborting')
             return ProcessHandlerReport(True, self.exit_codes.ERROR_KNOWN_UNRECOVERABLE_FAILURE)
         config['lr'] = lr
-        config['min_lr'] = min(config.get('min_lr', fields['min_lr'].default), lr * 0.01)
+        config['min_lr'] = min(config.get('min_lr', TrainConfig.default('min_lr')), lr * 0.01)
         self._set_config(config)
         self.ctx.inputs.pop('parent_folder', None)  # the checkpoint's configuration differs now; start afresh
         self.report_error_handled(calculation, f'NaN loss: training afresh with lr={lr:.3g}')
@@ -264,7 +263,7 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
         config = self._config()
         from les_model.config import TrainConfig
 
-        epochs = config.get('epochs', TrainConfig.__dataclass_fields__['epochs'].default)
+        epochs = config.get('epochs', TrainConfig.default('epochs'))
         if epochs * self.defaults.epochs_factor > self.defaults.max_epochs:
             self.report_error_handled(calculation, f'forces RMSE {rmse:.3g} > {threshold} but epochs at the cap')
             return ProcessHandlerReport(True, self.exit_codes.ERROR_KNOWN_UNRECOVERABLE_FAILURE)
