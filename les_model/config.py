@@ -284,6 +284,8 @@ class TrainConfig(_Section):
     rises linearly over ``warmup_epochs`` (at most a tenth of ``epochs``); ``train_errors: ema`` reports training
     errors of the EMA weights after each epoch (``running``: accumulated during the epoch, free but noisy);
     ``refit_reference_energies`` refits E0 to the residuals after each epoch (``least_squares`` E0 only).
+    ``export_file``: also write the trained model or committee (energy = committee mean) as a metatomic model
+    (``les-export``; needs the ``export`` extra).
     """
 
     train_file: str = ''
@@ -320,6 +322,7 @@ class TrainConfig(_Section):
     bootstrap: bool = False
     init_model: str | None = None
     model_file: str = 'model.pt'
+    export_file: str | None = None
     progress: bool = True
 
     def _check(self):
@@ -343,6 +346,8 @@ class TrainConfig(_Section):
             errors.append('at least one loss weight must be > 0')
         if not self.model_file.endswith('.pt'):
             errors.append(f'model_file must end in .pt, got {self.model_file!r}')
+        if self.export_file is not None and not self.export_file.endswith('.pt'):
+            errors.append(f'export_file must end in .pt, got {self.export_file!r}')
         return errors
 
 
