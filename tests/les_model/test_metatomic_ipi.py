@@ -125,7 +125,8 @@ def test_ipi_nvt_with_exported_model(tmp_path):
 
     data = np.loadtxt(tmp_path / 'sim.out', ndmin=2)
     step, conserved, temperature, potential = data.T
-    assert step[-1] == STEPS and len(step) == STEPS + 1, logs
+    assert step[-1] == STEPS, logs
+    assert len(step) == STEPS + 1
     # i-PI prints 8 significant digits
     assert potential[0] == pytest.approx(first_energy, rel=1e-7, abs=1e-6)
     assert np.all(np.isfinite(data))
