@@ -99,7 +99,12 @@ class LesCalculator(Calculator):
         for member, model in enumerate(self.models):
             with _without_parameter_gradients(model):
                 if self.scripted is not None:
-                    pred = predict_with_graph_model(self.scripted[member], batch, model.cutoff, compute_stress=periodic)
+                    # TorchScript's optimising executor differentiates its own fused graphs and keeps more of the
+                    # forward pass for them (3,000 atoms: 1.9 GB instead of 1.2 GB) for no speed gain on CPU
+                    with torch.jit.optimized_execution(False):
+                        pred = predict_with_graph_model(
+                            self.scripted[member], batch, model.cutoff, compute_stress=periodic
+                        )
                 else:
                     pred = model(batch, compute_forces=True, compute_stress=periodic, compute_bec=bec)
             predictions.append({k: v.detach() for k, v in pred.items() if k != K.NODE_FEATURES})
