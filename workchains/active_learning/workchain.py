@@ -387,7 +387,10 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         if self.ctx.parameters.export_model and self.ctx.models:
             if export_available():
                 members = {f'member_{i}': model for i, model in enumerate(self.ctx.models)}
-                self.out('exported_model', export_committee(**members, metadata={'call_link_label': 'export'}))
+                try:  # a failed export (recorded as an excepted calcfunction) must not lose the other outputs
+                    self.out('exported_model', export_committee(**members, metadata={'call_link_label': 'export'}))
+                except (ValueError, NotImplementedError, RuntimeError) as exc:
+                    self.report(f'export_model: the export failed ({exc}); no exported_model')
             else:
                 self.report('export_model: metatomic-torch is not installed (the `export` extra); no exported_model')
         self.out('dataset', self.ctx.dataset)
