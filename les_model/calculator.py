@@ -10,6 +10,7 @@ xx yy zz yz xz xy, 3D-periodic cells only], ``charges`` (latent) [e], ``dipole``
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,10 +97,16 @@ class LesCalculator(Calculator):
             raise ValueError('Born effective charges are not available with scripted=True')
         predictions = []
         for member, model in enumerate(self.models):
-            if self.scripted is not None:
-                pred = predict_with_graph_model(self.scripted[member], batch, model.cutoff, compute_stress=periodic)
-            else:
-                pred = model(batch, compute_forces=True, compute_stress=periodic, compute_bec=bec)
+            with _without_parameter_gradients(model):
+                if self.scripted is not None:
+                    # TorchScript's optimising executor differentiates its own fused graphs and keeps more of the
+                    # forward pass for them (3,000 atoms: 1.9 GB instead of 1.2 GB) for no speed gain on CPU
+                    with torch.jit.optimized_execution(False):
+                        pred = predict_with_graph_model(
+                            self.scripted[member], batch, model.cutoff, compute_stress=periodic
+                        )
+                else:
+                    pred = model(batch, compute_forces=True, compute_stress=periodic, compute_bec=bec)
             predictions.append({k: v.detach() for k, v in pred.items() if k != K.NODE_FEATURES})
         stats = committee_statistics(predictions, batch[K.BATCH], batch[K.N_ATOMS], batch[K.TOTAL_CHARGE])
 
@@ -123,3 +130,21 @@ class LesCalculator(Calculator):
             if key in stats:
                 self.results[key] = numpy(key)
         self.results['committee_energies'] = np.array([float(p[K.ENERGY][0]) for p in predictions])
+
+
+@contextlib.contextmanager
+def _without_parameter_gradients(model: torch.nn.Module):
+    """Switch off ``requires_grad`` of the model's parameters for one call, then restore it.
+
+    Forces and stress need gradients with respect to positions and strain only; with parameters that require grad,
+    autograd also keeps every layer's input for the weight gradients (at 3,000 atoms, a fifth of the peak memory).
+    Restored afterwards, so a model the caller is training is left as it was.
+    """
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)

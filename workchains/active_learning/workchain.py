@@ -23,6 +23,7 @@ from aiida.common import AttributeDict
 from aiida.engine import ToContext, WorkChain, append_, if_, while_
 from aiida.plugins import CalculationFactory, DataFactory, WorkflowFactory
 
+from aiida_les.calculations.functions.export_committee import export_available, export_committee
 from aiida_les.calculations.functions.select_structures import select_structures
 from aiida_les.data.dataset import LesDatasetData
 from aiida_les.provenance import origin as o
@@ -155,6 +156,7 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         spec.output('dataset', valid_type=LesDatasetData, help='The final labelled training set.')
         spec.output('validation_dataset', valid_type=LesDatasetData, help='The held-out DFT set.')
         spec.output('summary', valid_type=orm.Dict, help='Per-generation statistics and the stop reason.')
+        spec.output('exported_model', valid_type=orm.SinglefileData, required=False, help='Final committee, metatomic.')
         spec.exit_code(401, 'ERROR_SUB_PROCESS_FAILED_TRAIN', message='A committee training failed: {message}')
         spec.exit_code(402, 'ERROR_SUB_PROCESS_FAILED_EXPLORE', message='Every MD exploration failed.')
         spec.exit_code(403, 'ERROR_SUB_PROCESS_FAILED_LABEL', message='Labelling failed: {message}')
@@ -440,6 +442,15 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         """Expose the final committee, datasets and the campaign summary."""
         for index, model in enumerate(self.ctx.models):
             self.out(f'models.member_{index}', model)
+        if self.ctx.parameters.export_model and self.ctx.models:
+            if export_available():
+                members = {f'member_{i}': model for i, model in enumerate(self.ctx.models)}
+                try:  # a failed export (recorded as an excepted calcfunction) must not lose the other outputs
+                    self.out('exported_model', export_committee(**members, metadata={'call_link_label': 'export'}))
+                except (ValueError, NotImplementedError, RuntimeError) as exc:
+                    self.report(f'export_model: the export failed ({exc}); no exported_model')
+            else:
+                self.report('export_model: metatomic-torch is not installed (the `export` extra); no exported_model')
         self.out('dataset', self.ctx.dataset)
         self.out('validation_dataset', self.ctx.validation_dataset)
         final_models = self._final_models()

@@ -90,6 +90,7 @@ def test_fast_campaign(demo, codes, tmp_path, run_aiida_les):
     atoms = dataset.get_ase()[0]
     atoms.calc = model.get_calculator(device='cpu')
     assert math.isfinite(atoms.get_potential_energy())  # the node's calculator runs the campaign's model
+    check_exported_model(results, atoms, tmp_path)
 
     check_frame_provenance(node, results)
     check_report(node)
@@ -105,6 +106,31 @@ def test_final_committee_trained_on_md_frames(demo, codes):
     assert results['summary']['n_generations'] == 2
     trained_kinds = check_frame_provenance(node, results)
     assert 'md' in trained_kinds
+
+
+def check_exported_model(results, atoms, tmp_path):
+    """The campaign's `exported_model` (on by default) is the final committee as one metatomic model: its energy is
+    the committee mean of the native members."""
+    import torch
+
+    pytest.importorskip('metatomic.torch')
+    metatomic_ase = pytest.importorskip('metatomic_ase')
+    from metatomic.torch import load_atomistic_model
+
+    from les_model.calculator import LesCalculator
+    from les_model.io import load_model
+
+    path = tmp_path / 'exported_model.pt'
+    path.write_bytes(results['exported_model'].get_content(mode='rb'))
+    members = []
+    for label, node in sorted(results['models'].items()):
+        member = tmp_path / f'{label}.pt'
+        member.write_bytes(node.get_content(mode='rb'))
+        members.append(load_model(member, map_location='cpu', dtype=torch.float64))  # as exported
+    native, engine = atoms.copy(), atoms.copy()
+    native.calc = LesCalculator(members)
+    engine.calc = metatomic_ase.MetatomicCalculator(load_atomistic_model(str(path)))
+    assert engine.get_potential_energy() == pytest.approx(native.get_potential_energy(), abs=1e-6)
 
 
 def check_frame_provenance(node, results) -> list[str]:
