@@ -198,24 +198,46 @@ def main() -> None:
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
     parser.add_argument('--workdir', type=Path, default=Path('benchmark_accuracy'))
+    parser.add_argument(
+        '--report',
+        type=Path,
+        nargs='+',
+        metavar='WORKDIR',
+        help='train nothing: print the table of the results.json files of these work directories together (seeds '
+        'run as separate processes, for example)',
+    )
     args = parser.parse_args()
+    if args.report:
+        results: dict[str, list[dict]] = {}
+        for workdir in args.report:
+            for name, runs in json.loads((workdir / 'results.json').read_text()).items():
+                results.setdefault(name, []).extend(runs)
+        print_table(results, f'{len(args.report)} result file(s): {", ".join(map(str, args.report))}')
+        return
     torch.set_num_threads(args.threads)
     paths = prepare(args)
-    results: dict[str, list[dict]] = {}
+    results = {}
     # Seeds outermost: an interrupted run still has every model for the seeds it finished.
     for seed in args.seeds:
         for name in args.models:
             run = run_mace(seed, paths, args) if name == 'mace' else run_les(name, seed, paths, args)
+            run['seed'] = seed
             results.setdefault(name, []).append(run)
             print(f'{name} seed {seed}: {json.dumps({k: round(v, 3) for k, v in run.items()})}', flush=True)
             (args.workdir / 'results.json').write_text(json.dumps(results, indent=1))
+    print_table(results, f'{args.n_train} training frames, {args.epochs} epochs, batch {args.batch_size}')
+
+
+def print_table(results: dict[str, list[dict]], title: str) -> None:
+    """Print mean and spread (half the range) over the runs of each model, and the ratios to ``mace``."""
 
     def stat(name, key):
         values = np.array([r[key] for r in results[name]])
         return values.mean(), (values.max() - values.min()) / 2
 
     peer = 'mace' if 'mace' in results else None
-    print(f'\n{args.n_train} training frames, {args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds}')
+    seeds = sorted({r.get('seed') for runs in results.values() for r in runs}, key=str)
+    print(f'\n{title}; seeds {seeds}; runs per model: { ({name: len(runs) for name, runs in results.items()}) }')
     header = f'{"model":<12} {"params":>8} {"cpu s/ep":>9} {"test E RMSE meV/atom":>22} {"test F RMSE meV/Å":>20}'
     print(f'{header}  ratios to mace')
     for name in results:
