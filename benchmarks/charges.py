@@ -1,4 +1,4 @@
-"""Charges that mean something: sign agreement across seeds, raw dipole and Born-charge R^2, charged fragments.
+r"""Charges that mean something: sign agreement across seeds, raw dipole and Born-charge R^2, charged fragments.
 
 Trains LES models on **energies and forces only** (one per seed) and compares their charge-derived predictions with
 DFT dipoles and Born effective charges that the models never saw. "Raw" means as predicted: no sign flip, no scale
@@ -9,10 +9,10 @@ Data: extxyz files given as arguments, preprocessed in memory (formats vary: for
 a per-frame dipole stored 1x3 or 3, Born charges as 9 per-atom columns ``bec``, energies in ``atoms.info`` or the
 calculator). For example the SPICE polar dipeptides (train) and the SPICE Born-charge subsets (test)::
 
-    python benchmarks/charges.py \\
-        --train ../shared/external/les_fit/data-benchmark/spice-dipep-dipolar_train.xyz \\
-        --test ../shared/external/les_fit/data-spice-test-bec/dipeptides.xyz \\
-               ../shared/external/les_fit/data-benchmark/spice-dipep-dipolar_val.xyz \\
+    python benchmarks/charges.py \
+        --train ../shared/external/les_fit/data-benchmark/spice-dipep-dipolar_train.xyz \
+        --test ../shared/external/les_fit/data-spice-test-bec/dipeptides.xyz \
+               ../shared/external/les_fit/data-benchmark/spice-dipep-dipolar_val.xyz \
         --n-train 300 --epochs 10 --seeds 0 1 2
 
 Born charges: ``Z[i, a, b] = d mu_a / d r_ib``; the files' 9 columns are read row-major. R^2 of the transposed
@@ -107,7 +107,8 @@ def train_energy_force_model(frames, seed: int, args) -> torch.nn.Module:
 
 def response_metrics(model, frames, batch_size: int = 4) -> dict[str, float]:
     """Dipole and BEC R^2 raw / after the best scale (:class:`ErrorAccumulator`), the transposed-BEC R^2, and the
-    mean charge per element (e)."""
+    mean charge per element (e).
+    """
     acc, transposed = ErrorAccumulator(), ErrorAccumulator()
     charges: dict[int, list[float]] = {}
     data = StructureDataset.from_atoms(frames)

@@ -87,7 +87,8 @@ def build(n_atoms: int, args, workdir: Path) -> dict:
 
 def _peak_rss_mb() -> float:
     """Peak resident set size of this process in MB: ``VmHWM`` on Linux (``ru_maxrss`` keeps the parent's peak
-    across fork + exec, so a probe started by a large process would read the parent's size), else ``ru_maxrss``."""
+    across fork + exec, so a probe started by a large process would read the parent's size), else ``ru_maxrss``.
+    """
     status = Path('/proc/self/status')
     if status.is_file():
         for line in status.read_text().splitlines():

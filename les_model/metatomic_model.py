@@ -72,7 +72,7 @@ class LesMetatomicModule(torch.nn.Module):
         return [self.neighbors]
 
     def requested_inputs(self) -> Dict[str, ModelOutput]:
-        """metatomic's per-structure ``charge`` (e) when exported with ``total_charge_input``, else nothing."""
+        """Metatomic's per-structure ``charge`` (e) when exported with ``total_charge_input``, else nothing."""
         if self.total_charge_input:
             return {'charge': ModelOutput(unit='e', sample_kind='system')}
         return {}

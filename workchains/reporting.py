@@ -13,7 +13,8 @@ class ErrorReportMixin:
 
 def significant(value, digits: int = 3) -> str:
     """``value`` to ``digits`` significant digits without an exponent for everyday sizes (118.43 -> '118', 0.01234
-    -> '0.0123'); 'n/a' for None."""
+    -> '0.0123'); 'n/a' for None.
+    """
     if value is None:
         return 'n/a'
     return f'{float(f"{float(value):.{digits}g}"):g}'

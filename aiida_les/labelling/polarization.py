@@ -1,18 +1,18 @@
-"""Branch handling of Berry-phase dipoles and Born effective charges by central finite differences (numpy).
+r"""Branch handling of Berry-phase dipoles and Born effective charges by central finite differences (numpy).
 
 Units: dipoles in e·Å, displacements in Å, cells in Å (lattice vectors as rows, ase convention), Born charges in e.
 
-The Berry-phase dipole of a periodic cell, :math:`\\mu = V P`, is only defined modulo the polarization quantum
-:math:`e R` (any lattice vector :math:`R = \\sum_a n_a a_a`). Two rules fix the branch here:
+The Berry-phase dipole of a periodic cell, :math:`\mu = V P`, is only defined modulo the polarization quantum
+:math:`e R` (any lattice vector :math:`R = \sum_a n_a a_a`). Two rules fix the branch here:
 
-* a stored dipole is *folded* so that its lattice coordinates :math:`s = \\mu A^{-1}` lie in :math:`[-1/2, 1/2)`
+* a stored dipole is *folded* so that its lattice coordinates :math:`s = \mu A^{-1}` lie in :math:`[-1/2, 1/2)`
   (:func:`les_model.electrostatics.polarization.nearest_image`, used by the parser); the quantum is the cell itself,
   which every frame carries;
-* a finite difference :math:`\\mu(+h) - \\mu(-h)` is reduced to its *minimum image* (nearest lattice vector
+* a finite difference :math:`\mu(+h) - \mu(-h)` is reduced to its *minimum image* (nearest lattice vector
   removed), which puts both displaced dipoles on one branch whenever :math:`|Z^* 2h|` is far below half a lattice
   vector (0.02 e·Å against several e·Å in practice).
 
-Born effective charges :math:`Z^*_{k,ab} = \\partial \\mu_a / \\partial u_{k,b} = (V/e) \\partial P_a / \\partial
+Born effective charges :math:`Z^*_{k,ab} = \partial \mu_a / \partial u_{k,b} = (V/e) \partial P_a / \partial
 u_{k,b}` are returned as ``(n_atoms, 3, 3)`` arrays indexed ``[k, a, b]`` (a: dipole component, b: displacement
 direction), the layout of ``les_model`` (stored flattened row-major as ``(n_atoms, 9)`` in extxyz). This module
 must not import aiida.

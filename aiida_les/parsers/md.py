@@ -127,7 +127,8 @@ class LesMdParser(BaseLesParser):
     @staticmethod
     def _parameters(summary: dict[str, t.Any], stopped_by_uncertainty: bool) -> dict[str, t.Any]:
         """Return the summary without its per-frame list (that is in the trajectory), plus the uncertainty flag and
-        the closest approach [Å] over the written frames."""
+        the closest approach [Å] over the written frames.
+        """
         parameters = {key: value for key, value in summary.items() if key not in ('frames', 'history')}
         per_frame = summary.get('frames') or summary.get('history') or []
         distances = [entry['min_distance'] for entry in per_frame if entry.get('min_distance') is not None]

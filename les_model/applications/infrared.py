@@ -1,21 +1,21 @@
-"""Infrared (IR) absorption spectra from molecular dynamics: dipole autocorrelation or BEC-projected velocities.
+r"""Infrared (IR) absorption spectra from molecular dynamics: dipole autocorrelation or BEC-projected velocities.
 
 Linear response gives the IR absorption (classical line shape, arbitrary overall scale) as
 
 .. math::
 
-    I(\\omega) \\propto \\omega^2 \\int_{-\\infty}^{\\infty} \\langle \\mu(0) \\cdot \\mu(t) \\rangle e^{-i \\omega t}
-    \\, dt = \\int_{-\\infty}^{\\infty} \\langle \\dot\\mu(0) \\cdot \\dot\\mu(t) \\rangle e^{-i \\omega t} \\, dt ,
-    \\qquad \\dot\\mu_a(t) = \\sum_i \\sum_b Z^*_{i,ab}(t) \\, v_{i,b}(t) ,
+    I(\omega) \propto \omega^2 \int_{-\infty}^{\infty} \langle \mu(0) \cdot \mu(t) \rangle e^{-i \omega t}
+    \, dt = \int_{-\infty}^{\infty} \langle \dot\mu(0) \cdot \dot\mu(t) \rangle e^{-i \omega t} \, dt ,
+    \qquad \dot\mu_a(t) = \sum_i \sum_b Z^*_{i,ab}(t) \, v_{i,b}(t) ,
 
-so the spectrum follows either from the dipole time series (``method='dipole'``, the :math:`\\omega^2`-weighted
+so the spectrum follows either from the dipole time series (``method='dipole'``, the :math:`\omega^2`-weighted
 Fourier transform of its autocorrelation) or from the velocities projected on the Born effective charges
 (``method='velocities'``, the Fourier transform of the autocorrelation of the dipole current). Autocorrelations use
 the unbiased estimator (FFT, zero padded), are truncated at ``max_lag`` and tapered by a Hann window before the
 cosine transform. Units: dipoles in e Å, velocities in Å/fs, time in fs, frequencies in THz and cm^-1; intensities
 are in (e Å / fs)^2 fs (per unit frequency in 1/fs), i.e. arbitrary but consistent between the two methods.
 
-From an ``les-md`` trajectory the dipole is :math:`\\mu = \\sum_i q_i r_i` with the per-frame latent charges
+From an ``les-md`` trajectory the dipole is :math:`\mu = \sum_i q_i r_i` with the per-frame latent charges
 (``les_charges``) and positions unwrapped across periodic boundaries (continuous in time even for fractional
 charges); velocities come from the stored momenta.
 """
@@ -68,7 +68,8 @@ class IRSpectrum:
 
     def peak_frequency(self, fmin: float = 0.0, fmax: float = np.inf) -> float:
         """Frequency in THz of the highest point of the spectrum between ``fmin`` and ``fmax`` (THz), refined by a
-        parabola through the maximum and its neighbours."""
+        parabola through the maximum and its neighbours.
+        """
         mask = (self.frequencies >= fmin) & (self.frequencies <= fmax)
         if not mask.any():
             raise ValueError(f'no frequency between {fmin} and {fmax} THz (grid up to {self.frequencies[-1]:.4g})')

@@ -1,5 +1,6 @@
 """Help text of the programs: every configuration key with its type, default, unit and meaning, read from the field
-descriptions of :mod:`les_model.config` (so a new key shows up in ``--help`` by itself)."""
+descriptions of :mod:`les_model.config` (so a new key shows up in ``--help`` by itself).
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""Synthetic labelled data for tests, examples and benchmarks: point charges with a short-range repulsion.
+r"""Synthetic labelled data for tests, examples and benchmarks: point charges with a short-range repulsion.
 
 Reference potential (units eV, Å, e):
 
 .. math::
 
-    E = \\sum_{i<j,\\, r_{ij} < r_c} A \\, e^{-r_{ij}/\\rho} + E_\\mathrm{Coulomb}(\\{q_i\\})
+    E = \sum_{i<j,\, r_{ij} < r_c} A \, e^{-r_{ij}/\rho} + E_\mathrm{Coulomb}(\{q_i\})
 
 with fixed charges per species and the *converged* point-charge Coulomb energy of the electrostatics engine
 (:class:`~les_model.electrostatics.coulomb.CoulombEnergy`: Ewald for periodic cells, bare pair sum for molecules).

@@ -1,11 +1,11 @@
-"""CoulombEnergy: exact point-charge Coulomb energy of a batch, choosing Ewald, PME or a direct sum per structure.
+r"""CoulombEnergy: exact point-charge Coulomb energy of a batch, choosing Ewald, PME or a direct sum per structure.
 
 * 3D-periodic structures: Ewald summation (:mod:`les_model.electrostatics.ewald`) below ``pme_threshold`` atoms,
   particle-mesh Ewald (:mod:`les_model.electrostatics.pme`) from there on (``method='auto'``), tin-foil boundary,
   neutralising background for a net charge.
 * Slabs (two periodic directions, vacuum along the third): the 3D sum in the vacuum-padded cell plus the
   Yeh-Berkowitz dipole correction (:mod:`les_model.electrostatics.slab`).
-* Non-periodic structures: the direct pair sum :math:`\\sum_{i<j} k_e q_i q_j / r_{ij}`.
+* Non-periodic structures: the direct pair sum :math:`\sum_{i<j} k_e q_i q_j / r_{ij}`.
 
 The batching and the choice by periodicity are those of
 :class:`~les_model.electrostatics.dispatch.BatchedElectrostatics`.

@@ -1,19 +1,19 @@
-"""Ewald summation: converged point-charge Coulomb energy of one 3D-periodic structure.
+r"""Ewald summation: converged point-charge Coulomb energy of one 3D-periodic structure.
 
 .. math::
 
-    E = \\frac{k_e}{2} \\sum_{i,j,n}' q_i q_j \\frac{\\operatorname{erfc}(\\alpha r_{ij,n})}{r_{ij,n}}
-      + \\frac{2 \\pi k_e}{V} \\sum_{k \\neq 0} \\frac{e^{-k^2 / (4 \\alpha^2)}}{k^2} |S(k)|^2
-      - \\frac{k_e \\alpha}{\\sqrt{\\pi}} \\sum_i q_i^2
-      - \\frac{\\pi k_e Q^2}{2 V \\alpha^2}
+    E = \frac{k_e}{2} \sum_{i,j,n}' q_i q_j \frac{\operatorname{erfc}(\alpha r_{ij,n})}{r_{ij,n}}
+      + \frac{2 \pi k_e}{V} \sum_{k \neq 0} \frac{e^{-k^2 / (4 \alpha^2)}}{k^2} |S(k)|^2
+      - \frac{k_e \alpha}{\sqrt{\pi}} \sum_i q_i^2
+      - \frac{\pi k_e Q^2}{2 V \alpha^2}
 
 (real space, reciprocal space, self energy, and the neutralising-background term for a net charge
-:math:`Q = \\sum_i q_i`; tin-foil boundary conditions). It is the point-charge kernel split with the Gaussian width
-:math:`\\sigma = 1 / (\\sqrt 2 \\alpha)`: the real-space sum of :mod:`.realspace` plus the direct k-space sum of
-:mod:`.kspace` with the terms of :mod:`.kernels`. The splitting parameter :math:`\\alpha` and the cutoffs
-follow from a requested accuracy :math:`\\epsilon` with :math:`p = \\sqrt{-\\ln \\epsilon}`:
-:math:`r_c = p / \\alpha`, :math:`k_c = 2 \\alpha p`, and :math:`\\alpha` balances the real- and reciprocal-space
-work, :math:`\\alpha = \\sqrt{\\pi} (w N / V^2)^{1/6}` (clamped so that :math:`r_c` stays within ``max_cutoff``).
+:math:`Q = \sum_i q_i`; tin-foil boundary conditions). It is the point-charge kernel split with the Gaussian width
+:math:`\sigma = 1 / (\sqrt 2 \alpha)`: the real-space sum of :mod:`.realspace` plus the direct k-space sum of
+:mod:`.kspace` with the terms of :mod:`.kernels`. The splitting parameter :math:`\alpha` and the cutoffs
+follow from a requested accuracy :math:`\epsilon` with :math:`p = \sqrt{-\ln \epsilon}`:
+:math:`r_c = p / \alpha`, :math:`k_c = 2 \alpha p`, and :math:`\alpha` balances the real- and reciprocal-space
+work, :math:`\alpha = \sqrt{\pi} (w N / V^2)^{1/6}` (clamped so that :math:`r_c` stays within ``max_cutoff``).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""Coulomb kernels: point charges and Gaussian-smeared charges (with the smooth LES k cutoff), in real and k space.
+r"""Coulomb kernels: point charges and Gaussian-smeared charges (with the smooth LES k cutoff), in real and k space.
 
 Every summation of :mod:`les_model.electrostatics` combines one of these kernels with a way to sum it:
 
-* Gaussian charges of width :math:`\\sigma` interact through :math:`\\operatorname{erf}(r / (\\sqrt 2 \\sigma)) / r`,
-  whose Fourier transform is :math:`4 \\pi e^{-\\sigma^2 k^2 / 2} / k^2`; the LES energy truncates it smoothly at
+* Gaussian charges of width :math:`\sigma` interact through :math:`\operatorname{erf}(r / (\sqrt 2 \sigma)) / r`,
+  whose Fourier transform is :math:`4 \pi e^{-\sigma^2 k^2 / 2} / k^2`; the LES energy truncates it smoothly at
   :math:`k_c` with the switch :math:`w(|k|)` (:func:`gaussian_kspace_kernel`);
-* point charges are split the Ewald way into the short-ranged :math:`\\operatorname{erfc}(r / (\\sqrt 2 \\sigma)) / r`
-  (:func:`erfc_kernel`) and the same Gaussian k-space kernel, with :math:`\\sigma = 1 / (\\sqrt 2 \\alpha)` the
+* point charges are split the Ewald way into the short-ranged :math:`\operatorname{erfc}(r / (\sqrt 2 \sigma)) / r`
+  (:func:`erfc_kernel`) and the same Gaussian k-space kernel, with :math:`\sigma = 1 / (\sqrt 2 \alpha)` the
   splitting width (no switch: ``width = 0``);
 * both periodic sums count the :math:`i = j` Gaussian self interaction, removed by :func:`gaussian_self_energy`, and
   a net charge :math:`Q` gets the neutralising background :func:`neutralising_background`.

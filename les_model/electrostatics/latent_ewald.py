@@ -1,22 +1,22 @@
-"""LatentEwald: the Latent Ewald Summation (LES) long-range energy of learned (latent) charges.
+r"""LatentEwald: the Latent Ewald Summation (LES) long-range energy of learned (latent) charges.
 
 Periodic structures (tin-foil boundary, k = 0 term excluded, i.e. a neutralising background for charged cells):
 
 .. math::
 
-    E = \\frac{1}{2 V \\varepsilon_0} \\sum_{0 < |k| < k_c} w(|k|) \\frac{e^{-\\sigma^2 k^2 / 2}}{k^2} |S(k)|^2
-        - \\frac{k_e}{\\sqrt{2 \\pi} \\sigma} \\sum_i q_i^2,
-    \\qquad S(k) = \\sum_i q_i e^{i k \\cdot r_i}
+    E = \frac{1}{2 V \varepsilon_0} \sum_{0 < |k| < k_c} w(|k|) \frac{e^{-\sigma^2 k^2 / 2}}{k^2} |S(k)|^2
+        - \frac{k_e}{\sqrt{2 \pi} \sigma} \sum_i q_i^2,
+    \qquad S(k) = \sum_i q_i e^{i k \cdot r_i}
 
-with :math:`1 / \\varepsilon_0 = 4 \\pi k_e`, so the prefactor is :math:`2 \\pi k_e / V` (eV with Å and e),
-:math:`k_c = 2 \\pi / d_l` and :math:`w` a smooth switch (cosine over ``switch_width * k_c`` below :math:`k_c`, or a
+with :math:`1 / \varepsilon_0 = 4 \pi k_e`, so the prefactor is :math:`2 \pi k_e / V` (eV with Å and e),
+:math:`k_c = 2 \pi / d_l` and :math:`w` a smooth switch (cosine over ``switch_width * k_c`` below :math:`k_c`, or a
 step when ``smooth_k=False``). The subtracted term is the self interaction of each Gaussian charge with itself, the
-:math:`k_c \\to \\infty` limit of the :math:`i = j` terms. With it removed the energy tends, as the box grows, to the
+:math:`k_c \to \infty` limit of the :math:`i = j` terms. With it removed the energy tends, as the box grows, to the
 non-periodic form used for molecules:
 
 .. math::
 
-    E = \\sum_{i < j} k_e q_i q_j \\operatorname{erf}(r_{ij} / (\\sqrt{2} \\sigma)) / r_{ij}.
+    E = \sum_{i < j} k_e q_i q_j \operatorname{erf}(r_{ij} / (\sqrt{2} \sigma)) / r_{ij}.
 
 Slabs (two periodic directions) use the periodic sum in the vacuum-padded cell plus the Yeh-Berkowitz correction of
 :mod:`les_model.electrostatics.slab`.
@@ -94,6 +94,7 @@ class LatentEwald(BatchedElectrostatics):
         return 2.0 * math.pi / self.dl
 
     def extra_repr(self) -> str:
+        """The settings shown by ``print(module)``."""
         return (
             f'sigma={self.sigma}, dl={self.dl}, smooth_k={self.smooth_k}, switch_width={self.switch_width}, '
             f'backend={self.backend!r}'

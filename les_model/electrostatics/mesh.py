@@ -1,4 +1,4 @@
-"""LES reciprocal-space energy on a mesh (particle-mesh evaluation of the LatentEwald sum, O(N log N)).
+r"""LES reciprocal-space energy on a mesh (particle-mesh evaluation of the LatentEwald sum, O(N log N)).
 
 The charges are spread on a regular mesh with cardinal B-splines of order ``p`` (:func:`bspline_stencil`), Fourier
 transformed, multiplied by the LES kernel divided by the squared B-spline transform (the smooth-PME deconvolution,
@@ -6,11 +6,11 @@ aliasing neglected)
 
 .. math::
 
-    \\tilde G(m) = \\frac{G(k_m)}{\\prod_a \\operatorname{sinc}^{2p}(\\pi m_a / n_a)}, \\qquad
-    G(k) = 4 \\pi \\frac{e^{-\\sigma^2 k^2 / 2}}{k^2} w(|k|), \\quad G(0) = 0,
+    \tilde G(m) = \frac{G(k_m)}{\prod_a \operatorname{sinc}^{2p}(\pi m_a / n_a)}, \qquad
+    G(k) = 4 \pi \frac{e^{-\sigma^2 k^2 / 2}}{k^2} w(|k|), \quad G(0) = 0,
 
-for Miller indices :math:`m` on an :math:`n_1 \\times n_2 \\times n_3` mesh, and
-:math:`E = \\frac{k_e}{2 V} \\sum_m \\tilde G(m) |\\hat\\rho(m)|^2` (equal to gathering the mesh potential back to the
+for Miller indices :math:`m` on an :math:`n_1 \times n_2 \times n_3` mesh, and
+:math:`E = \frac{k_e}{2 V} \sum_m \tilde G(m) |\hat\rho(m)|^2` (equal to gathering the mesh potential back to the
 atoms with the same B-splines, at the cost of one FFT) minus the Gaussian self energy.
 The mesh resolves Miller indices up to ``mesh_factor`` times the largest one of the direct sum (:func:`mesh_shape`), so
 every k-vector of the direct sum is represented. Measured deviation from the direct sum (random charges, 400 to 2000

@@ -1,21 +1,21 @@
-"""Particle-mesh Ewald (PME): point-charge Coulomb energy of one 3D-periodic structure in O(N log N).
+r"""Particle-mesh Ewald (PME): point-charge Coulomb energy of one 3D-periodic structure in O(N log N).
 
 Same splitting as :mod:`les_model.electrostatics.ewald` with a Gaussian smearing
-:math:`\\sigma = 1 / (\\sqrt{2} \\alpha)`: the real-space part
-:math:`\\frac{k_e}{2} \\sum' q_i q_j \\operatorname{erfc}(r / (\\sqrt{2}\\sigma)) / r` runs over a vesin
+:math:`\sigma = 1 / (\sqrt{2} \alpha)`: the real-space part
+:math:`\frac{k_e}{2} \sum' q_i q_j \operatorname{erfc}(r / (\sqrt{2}\sigma)) / r` runs over a vesin
 neighbour list (:mod:`les_model.electrostatics.realspace`), plus the self term
-:math:`-k_e \\sum_i q_i^2 / (\\sqrt{2\\pi}\\sigma)` and the neutralising background :math:`-\\pi k_e Q^2 \\sigma^2 / V`;
+:math:`-k_e \sum_i q_i^2 / (\sqrt{2\pi}\sigma)` and the neutralising background :math:`-\pi k_e Q^2 \sigma^2 / V`;
 the reciprocal part is smooth PME with B-spline charge assignment and deconvolution,
 :func:`les_model.electrostatics.mesh.mesh_energy` (the same code as the LES mesh), on a 2-3-5-smooth mesh that
-resolves all k with :math:`e^{-\\sigma^2 k^2 / 2} > \\epsilon`.
+resolves all k with :math:`e^{-\sigma^2 k^2 / 2} > \epsilon`.
 
 (torch-pme's ``PMECalculator`` was a second implementation here; ``benchmarks/electrostatics.py --pme-table``
 measured it 3 to 20 times slower than this one at 768 to 12288 atoms, so it is only a reference in the benchmark and
 the tests.)
 
-Parameters follow from a requested accuracy :math:`\\epsilon` (size of the neglected terms relative to
-:math:`k_e \\sum_i q_i^2`) with :math:`p = \\sqrt{-\\ln \\epsilon}` and a fixed real-space cutoff :math:`r_c`:
-:math:`\\sigma = r_c / (\\sqrt{2} p)` and :math:`k_{max} = \\sqrt{2} p / \\sigma`.
+Parameters follow from a requested accuracy :math:`\epsilon` (size of the neglected terms relative to
+:math:`k_e \sum_i q_i^2`) with :math:`p = \sqrt{-\ln \epsilon}` and a fixed real-space cutoff :math:`r_c`:
+:math:`\sigma = r_c / (\sqrt{2} p)` and :math:`k_{max} = \sqrt{2} p / \sigma`.
 """
 
 from __future__ import annotations

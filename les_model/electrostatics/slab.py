@@ -1,4 +1,4 @@
-"""Yeh-Berkowitz dipole correction for slabs (two periodic directions, vacuum along the third).
+r"""Yeh-Berkowitz dipole correction for slabs (two periodic directions, vacuum along the third).
 
 A slab is treated with a 3D-periodic sum in a cell padded with vacuum along the non-periodic direction, plus the
 correction that removes the spurious interaction between the periodic images' dipoles (Yeh and Berkowitz, J. Chem.
@@ -7,10 +7,10 @@ Phys. 111, 3155 (1999)), with the extra terms for a net charge (Ballenegger, Arn
 
 .. math::
 
-    E_{dc} = \\frac{2 \\pi k_e}{V} \\left( M_z^2 - Q \\sum_i q_i z_i^2 - Q^2 \\frac{L_z^2}{12} \\right)
+    E_{dc} = \frac{2 \pi k_e}{V} \left( M_z^2 - Q \sum_i q_i z_i^2 - Q^2 \frac{L_z^2}{12} \right)
 
-where :math:`z` is the coordinate along the unit normal of the periodic plane, :math:`M_z = \\sum_i q_i z_i`,
-:math:`Q = \\sum_i q_i` and :math:`L_z` the cell height along the normal. The vacuum gap should be at least as large as
+where :math:`z` is the coordinate along the unit normal of the periodic plane, :math:`M_z = \sum_i q_i z_i`,
+:math:`Q = \sum_i q_i` and :math:`L_z` the cell height along the normal. The vacuum gap should be at least as large as
 the slab thickness (a few times is better) for the correction to be accurate.
 """
 

@@ -1,4 +1,4 @@
-"""Global sign convention of latent charges: negative charge on the more electronegative atoms.
+r"""Global sign convention of latent charges: negative charge on the more electronegative atoms.
 
 The long-range energy of a neutral structure is even in the latent charges, ``E_lr(q) = E_lr(-q)``, so a model
 trained on energies and forces alone learns ``q`` or ``-q`` at random (two committee members may disagree). Every
@@ -8,9 +8,9 @@ Convention: the model's charges are oriented so that the **electronegativity-wei
 
 .. math::
 
-    S = \\sum_{\\text{neutral } s} \\sum_{i \\in s} \\chi(Z_i)\\, q_i
+    S = \sum_{\text{neutral } s} \sum_{i \in s} \chi(Z_i)\, q_i
 
-over the training structures is negative, with :math:`\\chi` the Pauling electronegativity. For water this puts
+over the training structures is negative, with :math:`\chi` the Pauling electronegativity. For water this puts
 the negative charge on O, for NaCl on Cl. The sign is a model buffer (``charge_sign``, +1 or -1, saved in the model
 file) that multiplies the charge head's raw output, so flipping it maps ``q -> -q`` exactly for neutral structures
 and changes no energy or force. It is applied by the trainer after every epoch (so every checkpoint and the saved

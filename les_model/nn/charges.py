@@ -53,7 +53,8 @@ class LatentChargeHead(nn.Module):
     ) -> torch.Tensor:
         """:param features: (N, F). :param batch: (N,) int64. :param total_charge: (B,) in e.
         :param n_structures: B. :param sign: global sign convention, +1 or -1.
-        :return: (N,) charges in e summing to ``total_charge`` per structure."""
+        :return: (N,) charges in e summing to ``total_charge`` per structure.
+        """
         raw = sign * self.net(features).squeeze(-1)
         weights = self.charge_weights(features, batch, n_structures)
         total_charge = total_charge.to(dtype=raw.dtype, device=raw.device)

@@ -1,22 +1,22 @@
-"""QEq: charge equilibration with the LES (Gaussian-smeared) Coulomb kernel.
+r"""QEq: charge equilibration with the LES (Gaussian-smeared) Coulomb kernel.
 
 For each structure the charges minimise
 
 .. math::
 
-    E(q) = \\sum_i \\chi_i q_i + \\frac{1}{2} \\sum_i J_i q_i^2 + E_{lr}(q)
-    \\quad \\text{subject to} \\quad \\sum_i q_i = Q,
+    E(q) = \sum_i \chi_i q_i + \frac{1}{2} \sum_i J_i q_i^2 + E_{lr}(q)
+    \quad \text{subject to} \quad \sum_i q_i = Q,
 
-where :math:`E_{lr}(q) = \\frac{1}{2} q^T A q` is the :class:`~les_model.electrostatics.latent_ewald.LatentEwald` energy
+where :math:`E_{lr}(q) = \frac{1}{2} q^T A q` is the :class:`~les_model.electrostatics.latent_ewald.LatentEwald` energy
 (periodic, slab or non-periodic) written as a quadratic form. The minimiser solves the linear (KKT) system
 
 .. math::
 
-    \\begin{pmatrix} A + \\operatorname{diag}(J) & 1 \\\\ 1^T & 0 \\end{pmatrix}
-    \\begin{pmatrix} q \\\\ \\lambda \\end{pmatrix} = \\begin{pmatrix} -\\chi \\\\ Q \\end{pmatrix},
+    \begin{pmatrix} A + \operatorname{diag}(J) & 1 \\ 1^T & 0 \end{pmatrix}
+    \begin{pmatrix} q \\ \lambda \end{pmatrix} = \begin{pmatrix} -\chi \\ Q \end{pmatrix},
 
-with :math:`-\\lambda` the equalised electronegativity (chemical potential, eV/e). The solve is differentiable with
-respect to :math:`\\chi`, :math:`J`, positions and cell. Cost O(n^3) per structure: meant for up to a few thousand
+with :math:`-\lambda` the equalised electronegativity (chemical potential, eV/e). The solve is differentiable with
+respect to :math:`\chi`, :math:`J`, positions and cell. Cost O(n^3) per structure: meant for up to a few thousand
 atoms.
 """
 

@@ -1,38 +1,38 @@
-"""Electrical response: dipoles, periodic polarization and Born effective charges (BEC) by autograd.
+r"""Electrical response: dipoles, periodic polarization and Born effective charges (BEC) by autograd.
 
 Conventions (charges in e, positions in Å):
 
-* Dipole of a finite structure: :math:`\\mu = \\sum_i q_i r_i` (e Å) about the origin of the Cartesian frame (for a
+* Dipole of a finite structure: :math:`\mu = \sum_i q_i r_i` (e Å) about the origin of the Cartesian frame (for a
   charged structure the dipole depends on that origin; pass ``origin`` to choose it).
 * Periodic "polarization dipole" (e Å per cell; divide by the cell volume for a polarization in e/Å^2): with
   fractional coordinates :math:`s_{j,a}` along lattice vector :math:`a_a`,
 
   .. math::
 
-      \\varphi_a = \\operatorname{Im} \\ln \\prod_j e^{2 \\pi i q_j s_{j,a}} = 2 \\pi \\sum_j q_j s_{j,a}
-      \\pmod{2\\pi}, \\qquad \\mu = \\sum_a \\frac{\\varphi_a}{2 \\pi} a_a ,
+      \varphi_a = \operatorname{Im} \ln \prod_j e^{2 \pi i q_j s_{j,a}} = 2 \pi \sum_j q_j s_{j,a}
+      \pmod{2\pi}, \qquad \mu = \sum_a \frac{\varphi_a}{2 \pi} a_a ,
 
   i.e. the classical point-charge Berry phase. It is the dipole of the cell defined modulo the lattice vectors
-  (the polarization quantum :math:`e R / V` for unit charges), with :math:`\\varphi_a \\in (-\\pi, \\pi]`, and its
-  gradient is exactly that of :math:`\\sum_j q_j r_j`: rigid ions have :math:`Z^* = q`. (The form
-  :math:`\\operatorname{Im} \\ln \\sum_j q_j e^{2 \\pi i s_{j,a}}` is invariant under :math:`q \\to c q` and so is not a
+  (the polarization quantum :math:`e R / V` for unit charges), with :math:`\varphi_a \in (-\pi, \pi]`, and its
+  gradient is exactly that of :math:`\sum_j q_j r_j`: rigid ions have :math:`Z^* = q`. (The form
+  :math:`\operatorname{Im} \ln \sum_j q_j e^{2 \pi i s_{j,a}}` is invariant under :math:`q \to c q` and so is not a
   polarization of classical charges; it is not used.) Wrapping atom j by a lattice vector R changes it by
   :math:`q_j R`, a lattice vector only for integer charges: with latent (fractional) charges compare polarizations
   along unwrapped trajectories, or use :func:`local_born_effective_charges` for BECs.
-* Born effective charges :math:`Z^*_{i,ab} = \\partial \\mu_a / \\partial r_{i,b}` (e), optionally scaled by
-  :math:`1 / \\sqrt{\\varepsilon_\\infty}`; the acoustic sum rule :math:`\\sum_i Z^*_i = 0` holds for neutral
+* Born effective charges :math:`Z^*_{i,ab} = \partial \mu_a / \partial r_{i,b}` (e), optionally scaled by
+  :math:`1 / \sqrt{\varepsilon_\infty}`; the acoustic sum rule :math:`\sum_i Z^*_i = 0` holds for neutral
   structures and is enforced by subtracting the per-structure mean.
 * For periodic structures whose charges depend on the positions, the derivative of the wrapped polarization picks up
-  :math:`\\sum_j s_j \\partial q_j / \\partial r_i` terms that depend on where atoms are wrapped.
+  :math:`\sum_j s_j \partial q_j / \partial r_i` terms that depend on where atoms are wrapped.
   :func:`local_born_effective_charges` uses instead the phase-referenced structure factor of the smallest k-vector
-  along each reciprocal direction, :math:`S_a = \\sum_j q_j e^{2 \\pi i s_{j,a}}`,
+  along each reciprocal direction, :math:`S_a = \sum_j q_j e^{2 \pi i s_{j,a}}`,
 
   .. math::
 
-      Z^*_{i,cb} = \\sum_a a_{a,c} \\operatorname{Re}\\left[ e^{-2 \\pi i s_{i,a}}
-      \\frac{\\partial S_a}{2 \\pi i \\, \\partial r_{i,b}} \\right],
+      Z^*_{i,cb} = \sum_a a_{a,c} \operatorname{Re}\left[ e^{-2 \pi i s_{i,a}}
+      \frac{\partial S_a}{2 \pi i \, \partial r_{i,b}} \right],
 
-  which is exactly :math:`q_i \\delta_{cb}` for rigid ions, invariant under translations and wrapping, and tends to
+  which is exactly :math:`q_i \delta_{cb}` for rigid ions, invariant under translations and wrapping, and tends to
   the dipole derivative for a molecule in a large box.
 """
 

@@ -88,7 +88,8 @@ EDGE_BLOCK = 32768
 
 def scatter_add_rows(out: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """Return ``out`` (n, C) plus ``values`` (E, C) summed into rows ``index`` (E,), out of place (autograd keeps
-    only the index, see :func:`scatter_sum`)."""
+    only the index, see :func:`scatter_sum`).
+    """
     return out.scatter_add(0, index.view(-1, 1).expand(values.shape), values)
 
 

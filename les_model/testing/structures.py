@@ -1,7 +1,7 @@
-"""Reference ionic crystals with known Madelung constants, random test systems, and ase -> batch conversion.
+r"""Reference ionic crystals with known Madelung constants, random test systems, and ase -> batch conversion.
 
 Madelung constants :math:`M` are defined with respect to the nearest-neighbour distance :math:`r_0`: the Coulomb
-energy per formula unit (one cation and one anion of charges :math:`\\pm z`) is :math:`-M k_e z^2 / r_0`.
+energy per formula unit (one cation and one anion of charges :math:`\pm z`) is :math:`-M k_e z^2 / r_0`.
 """
 
 from __future__ import annotations

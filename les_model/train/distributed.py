@@ -40,6 +40,7 @@ class Communicator:
 
     @property
     def distributed(self) -> bool:
+        """Whether more than one process trains."""
         return self.world_size > 1
 
     @property

@@ -51,9 +51,11 @@ class ExponentialMovingAverage:
                         param.copy_(backup[name])
 
     def state_dict(self) -> dict:
+        """Decay, update count and shadow weights, for the checkpoint."""
         return {'decay': self.decay, 'updates': self.updates, 'shadow': {k: v.clone() for k, v in self.shadow.items()}}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.decay = float(state['decay'])
         self.updates = int(state['updates'])
         for name, value in state['shadow'].items():

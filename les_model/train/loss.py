@@ -30,10 +30,12 @@ class LossWeights(dict):
 
     @property
     def needs_stress(self) -> bool:
+        """Whether the loss has a stress term (the model must compute the stress)."""
         return self.get(K.STRESS, 0.0) > 0
 
     @property
     def needs_bec(self) -> bool:
+        """Whether the loss has a Born-charge term (the model must compute Born charges)."""
         return self.get(K.BEC, 0.0) > 0
 
 

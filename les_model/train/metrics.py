@@ -77,7 +77,8 @@ class ErrorAccumulator:
 
     def summary(self) -> dict[str, float]:
         """``{'loss': mean batch loss, '<label>_mae': ..., '<label>_rmse': ...}`` in meV-based units, plus the
-        R^2 / best-scale entries of dipoles and Born charges (module docstring)."""
+        R^2 / best-scale entries of dipoles and Born charges (module docstring).
+        """
         out: dict[str, float] = {}
         for name, values in self.state.items():
             if name.endswith(':moments'):

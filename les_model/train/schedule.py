@@ -87,7 +87,9 @@ class LearningRateSchedule:
                     self.bad_epochs = 0
 
     def state_dict(self) -> dict[str, Any]:
+        """Decay, best loss and epochs without improvement, for the checkpoint."""
         return {'decay': self.decay, 'best': self.best, 'bad_epochs': self.bad_epochs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.decay, self.best, self.bad_epochs = float(state['decay']), float(state['best']), int(state['bad_epochs'])

@@ -147,7 +147,7 @@ def test_in_job_modules_do_not_import_aiida():
 
 
 def test_terminate_stops_only_its_own_process(tmp_path):
-    """custodian's Cp2kJob.terminate runs `killall`; ours stops the job's own process and nothing else."""
+    """Custodian's Cp2kJob.terminate runs `killall`; ours stops the job's own process and nothing else."""
     from aiida_les.labelling.cp2k_handlers import Cp2kJob
 
     command = [sys.executable, '-c', 'import time; time.sleep(60)']

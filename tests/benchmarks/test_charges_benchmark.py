@@ -1,5 +1,6 @@
 """Smoke test of benchmarks/charges.py on generated files in the formats the external data use (forces under
-``force``, a 1x3 per-frame dipole, 9-column Born charges): reading, training on E/F only, sign-aware metrics."""
+``force``, a 1x3 per-frame dipole, 9-column Born charges): reading, training on E/F only, sign-aware metrics.
+"""
 
 import importlib.util
 import json

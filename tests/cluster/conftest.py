@@ -1,5 +1,6 @@
 """Fixtures for the ``cluster`` tests: they drive the production profile (PostgreSQL + RabbitMQ + daemon + SLURM) that
-``.ci/cluster/up.sh`` starts, through ``driver.py`` subprocesses, and fail with a clear message when it is not up."""
+``.ci/cluster/up.sh`` starts, through ``driver.py`` subprocesses, and fail with a clear message when it is not up.
+"""
 
 from __future__ import annotations
 

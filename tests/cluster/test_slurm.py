@@ -117,7 +117,8 @@ def _broker_restart(cluster, stop_daemon_first: bool) -> None:
 
 def test_broker_restarted_with_daemon_stopped(cluster):
     """Runbook for a broker restart (docs/production.md): daemon stop, broker restart, daemon start, while the job
-    runs. The workchain finishes OK with its one job, every output attached once."""
+    runs. The workchain finishes OK with its one job, every output attached once.
+    """
     _broker_restart(cluster, stop_daemon_first=True)
 
 
@@ -129,13 +130,15 @@ def test_broker_restarted_with_daemon_stopped(cluster):
 def test_broker_restarted_under_running_daemon(cluster):
     """Unplanned broker restart under a running daemon, then the recovery runbook: daemon stop, ``verdi process
     repair`` (recreates tasks the broker lost; without it one run stayed ``Waiting`` with no worker for minutes),
-    daemon start."""
+    daemon start.
+    """
     _broker_restart(cluster, stop_daemon_first=False)
 
 
 def test_training_over_walltime_resumes_from_checkpoint(cluster):
     """A training job whose time budget runs out checkpoints and exits 400; the workchain resumes it from the
-    checkpoint in the job's remote folder, in a new SLURM job, until all epochs are done."""
+    checkpoint in the job's remote folder, in a new SLURM job, until all epochs are done.
+    """
     started = time.monotonic()
     epochs = 30
     pk = cluster.submit_train(epochs=epochs, max_walltime=WALLTIME_S)

@@ -89,7 +89,8 @@ def _train_member(frames, seed: int, epochs: int = 4, **options):
 
 def test_members_trained_with_different_seeds_agree_on_the_physical_sign():
     """Energy/force-only training on neutral NaCl point charges: every member puts the negative charge on Cl
-    (more electronegative), the charges follow the truth with a positive slope, and every epoch's entry records it."""
+    (more electronegative), the charges follow the truth with a positive slope, and every epoch's entry records it.
+    """
     frames = label_point_charges(random_ionic_structures(8, 8, seed=3), {11: 1.0, 17: -1.0})
     batch = atoms_to_batch(frames, dtype=torch.float64)
     chlorine = batch[K.ATOMIC_NUMBERS] == 17

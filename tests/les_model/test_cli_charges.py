@@ -1,5 +1,6 @@
 """Charges through the programs a user runs: les-train orients the latent charges, les-eval reports sign-aware
-dipole and Born-charge metrics (and none for a short-range model), and scales Born charges by 1/sqrt(eps_inf)."""
+dipole and Born-charge metrics (and none for a short-range model), and scales Born charges by 1/sqrt(eps_inf).
+"""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ def test_types_are_not_coerced():
 
 
 def test_checks_across_keys_run_when_a_key_has_a_wrong_type():
-    """pydantic skips a section's own checks once a key fails; every problem is still reported at once."""
+    """Pydantic skips a section's own checks once a key fails; every problem is still reported at once."""
     errors = validate_config(
         {'train_file': 'x', 'energy_weight': 0, 'forces_weight': 0, 'epochs': 'many', 'model': 3}, 'train'
     )

@@ -81,7 +81,8 @@ def test_les_learns_long_range_point_charges_larger():
 
 def test_total_charge_embedding_separates_charge_states():
     """Same geometries labelled with Q = 0 and Q = +1 (energy offset 0.2 eV/atom); long range off so only the
-    embedding can tell the two apart."""
+    embedding can tell the two apart.
+    """
     geometries = random_ionic_structures(6, 8, seed=3)
     neutral = label_point_charges(geometries, CHARGES, total_charge=0.0)
     charged = label_point_charges(geometries, CHARGES, total_charge=1.0)
@@ -137,7 +138,8 @@ def _trained_model():
 def test_nve_energy_is_conserved_fast():
     """Total energy of a trained LES model in NVE (0.25 fs, 600 steps): drift and fluctuation below 0.1 meV/atom and
     far below the potential-energy fluctuation. The drift is Verlet error, O(dt^2): with the learned net-charge
-    distribution it was 1.07e-4 eV/atom at 0.5 fs and 2.7e-5 at 0.25 fs (4x for dt/2)."""
+    distribution it was 1.07e-4 eV/atom at 0.5 fs and 2.7e-5 at 0.25 fs (4x for dt/2).
+    """
     model, atoms = _trained_model()
     drift, total_std, potential_std = _nve_drift(model, atoms, steps=600, timestep_fs=0.25)
     n = len(atoms)

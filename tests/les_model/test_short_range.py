@@ -17,7 +17,8 @@ def _set_edge_block(model: LesModel, size: int) -> None:
 
 def test_edge_blocks_change_no_number(monkeypatch):
     """Energy, forces, stress and a force-loss parameter gradient (double backward, as in training) with blocks of
-    97 edges equal those of a single block, in float64."""
+    97 edges equal those of a single block, in float64.
+    """
     torch.manual_seed(0)
     config = ModelConfig(n_features=16, n_radial=4, n_interactions=2, cutoff=4.0, readout_hidden=8, charge_hidden=8)
     model = LesModel(config, species=[1, 8]).double()

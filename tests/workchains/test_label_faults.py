@@ -202,7 +202,8 @@ def _assert_every_label_in_dataset(label: orm.WorkChainNode, names: list[str]) -
 
 def test_cp2k_killed_halfway_is_rerun(local_stack):
     """SIGKILL of a running cp2k.psmp: the job fails (312), les.cp2k.base runs it again, the label is in the dataset;
-    the other structure's finished label is not recomputed."""
+    the other structure's finished label is not recomputed.
+    """
     names = ['H2O', 'NH3']
     label = submit(_label_builder(names))
     calc, process = local_stack.frozen_cp2k(label, 0)
@@ -221,7 +222,8 @@ def test_cp2k_killed_halfway_is_rerun(local_stack):
 @pytest.mark.parametrize('what', ['files', 'directory'])
 def test_scratch_deleted_while_running(local_stack, what):
     """The files of a running job's working directory (or the directory itself) are deleted under a running CP2K:
-    the job fails (302, output not retrieved), is run again, and nothing else is lost."""
+    the job fails (302, output not retrieved), is run again, and nothing else is lost.
+    """
     names = ['CH4', 'HF']
     label = submit(_label_builder(names))
     calc, process = local_stack.frozen_cp2k(label, 0)
@@ -245,7 +247,8 @@ def test_scratch_deleted_while_running(local_stack, what):
 
 def test_restart_from_scratch_with_caching_reuses_finished_labels(local_stack):
     """A label run killed after two of three labels is restarted from scratch with the profile's caching on: every
-    finished les.cp2k job comes from the cache (0 new runs for them), only the unfinished structures are computed."""
+    finished les.cp2k job comes from the cache (0 new runs for them), only the unfinished structures are computed.
+    """
     names = ['CO', 'N2', 'HCN']
     first = submit(_label_builder(names, overrides={'max_concurrent': 1}))
     # Kill while the third job runs (one at a time: max_concurrent 1), as a user stopping a run part-way would.

@@ -59,7 +59,8 @@ LesModelData = DataFactory('les.model')
 def validate_inputs(inputs: dict, _ctx) -> str | None:
     """Seeds present and labellable; the initial frames within the label budget; a validation set only with a dataset,
     both and the labels at one level of theory, with no element the dataset lacks; program configurations valid;
-    restart sane."""
+    restart sane.
+    """
     if not inputs.get('structures'):
         return 'At least one seed structure is needed in `structures`.'
     if 'validation_dataset' in inputs and 'dataset' not in inputs:

@@ -24,7 +24,8 @@ def frame_key(index: int) -> str:
 @calcfunction
 def unpack_frames(dataset: LesDatasetData) -> dict[str, orm.StructureData]:
     """Return one StructureData per frame of ``dataset`` (numbers, positions and cell in Å, pbc), keyed by
-    :func:`frame_key`; labels and ``info`` entries stay in the dataset."""
+    :func:`frame_key`; labels and ``info`` entries stay in the dataset.
+    """
     outputs = {}
     for index, atoms in enumerate(dataset.get_ase()):
         clean = ase.Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)

@@ -90,7 +90,8 @@ def _phonopy(structure: orm.StructureData, settings: dict):
 @calcfunction
 def generate_phonon_dataset(structure: orm.StructureData, parameters: orm.Dict) -> LesDatasetData:
     """Frames to evaluate: the unit cell (for Born charges), the perfect supercell (residual forces) and phonopy's
-    displaced supercells, in that order (``atoms.info['phonon_role']``)."""
+    displaced supercells, in that order (``atoms.info['phonon_role']``).
+    """
     settings = _settings(parameters)
     unitcell = structure.get_ase()
     phonon = _phonopy(structure, settings)

@@ -223,7 +223,8 @@ class LesTrainBaseWorkChain(ErrorReportMixin, ProtocolMixin, BaseRestartWorkChai
     )
     def handle_job_interrupted(self, calculation):
         """The job was killed (node failure, SIGKILL) or lost its files: resume from its last periodic checkpoint
-        when one survived in its ``remote_folder``, otherwise train again from the same inputs."""
+        when one survived in its ``remote_folder``, otherwise train again from the same inputs.
+        """
         remote = calculation.outputs.remote_folder if 'remote_folder' in calculation.outputs else None
         if remote is not None and _has_checkpoint(remote):
             self.ctx.inputs.parent_folder = remote

@@ -1,7 +1,7 @@
-"""Born effective charges and the non-analytic correction (NAC) of phonons: charges from a calculator, the
+r"""Born effective charges and the non-analytic correction (NAC) of phonons: charges from a calculator, the
 dielectric tensor, phonopy's NAC parameters and the expansion from the primitive to the unit cell.
 
-Units: Born charges in e, the NAC factor in eV Å / e^2 (:math:`k_e = 1 / (4 \\pi \\varepsilon_0)`), the dielectric
+Units: Born charges in e, the NAC factor in eV Å / e^2 (:math:`k_e = 1 / (4 \pi \varepsilon_0)`), the dielectric
 tensor dimensionless. The acoustic sum rule and the ``1 / sqrt(eps_inf)`` screening come from
 :mod:`les_model.electrostatics.polarization`.
 """

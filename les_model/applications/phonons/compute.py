@@ -1,19 +1,19 @@
-"""Harmonic phonons with phonopy: finite displacements evaluated by any ASE calculator (or given force sets), force
+r"""Harmonic phonons with phonopy: finite displacements evaluated by any ASE calculator (or given force sets), force
 constants, Gamma frequencies, band structure and DOS, with the non-analytic correction (NAC) from Born effective
 charges and a high-frequency dielectric tensor, so that the LO-TO splitting appears.
 
 Units: forces in eV/Å, force constants in eV/Å^2, masses in amu, frequencies in THz (``1 THz = 33.35641 cm^-1``),
 Born effective charges in e, the NAC factor in eV Å / e^2 (the Coulomb constant
-:math:`k_e = 1 / (4 \\pi \\varepsilon_0) = 14.399645`). Near :math:`q \\to 0` along :math:`\\hat q` the NAC adds to the
+:math:`k_e = 1 / (4 \pi \varepsilon_0) = 14.399645`). Near :math:`q \to 0` along :math:`\hat q` the NAC adds to the
 dynamical matrix
 
 .. math::
 
-    D^{na}_{i a, j b} = \\frac{4 \\pi k_e}{V \\sqrt{m_i m_j}}
-        \\frac{(\\hat q \\cdot Z^*_i)_a (\\hat q \\cdot Z^*_j)_b}{\\hat q \\cdot \\varepsilon_\\infty \\hat q},
+    D^{na}_{i a, j b} = \frac{4 \pi k_e}{V \sqrt{m_i m_j}}
+        \frac{(\hat q \cdot Z^*_i)_a (\hat q \cdot Z^*_j)_b}{\hat q \cdot \varepsilon_\infty \hat q},
 
-which for a rigid-ion rock-salt crystal gives :math:`\\omega_{LO}^2 - \\omega_{TO}^2 = 4 \\pi k_e Z^2 /
-(\\varepsilon_\\infty V \\mu)` (:math:`\\mu` the reduced mass).
+which for a rigid-ion rock-salt crystal gives :math:`\omega_{LO}^2 - \omega_{TO}^2 = 4 \pi k_e Z^2 /
+(\varepsilon_\infty V \mu)` (:math:`\mu` the reduced mass).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def test_killed_by_scheduler_keeps_scheduler_exit_code(parse_fixture):
 
 
 def test_usage_error_is_unexpected_failure(generate_calc_job_node, tmp_path):
-    """argparse refusing the command line (exit status 2) is a plugin bug: 350, with argparse's message."""
+    """Argparse refusing the command line (exit status 2) is a plugin bug: 350, with argparse's message."""
     from aiida.plugins import ParserFactory
 
     (tmp_path / 'les.out').write_text('')

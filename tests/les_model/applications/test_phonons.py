@@ -180,7 +180,8 @@ def test_run_phonons_with_model_calculator_and_force_sets_agree(tmp_path):
 
 def test_model_trained_on_rigid_ions_recovers_born_charges_and_lo_to_splitting():
     """An LES model trained (energies and forces only) on random +-1 point-charge structures has |Z*| = 1 in rock salt
-    and, with eps_inf = 1, the analytic LO-TO splitting 4 pi k_e Z^2 / (V mu) of the true charges."""
+    and, with eps_inf = 1, the analytic LO-TO splitting 4 pi k_e Z^2 / (V mu) of the true charges.
+    """
     from les_model.config import TrainConfig
     from les_model.data.dataset import StructureDataset
     from les_model.data.synthetic import label_point_charges, random_ionic_structures

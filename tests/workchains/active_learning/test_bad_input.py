@@ -308,7 +308,8 @@ def test_campaign_accepts_good_input(campaign_codes, generate_dataset, generate_
 @pytest.mark.parametrize('protocol', ['fast', 'balanced', 'stringent'])
 def test_every_protocol_accepts_a_single_seed(campaign_codes, generate_workchain, protocol):
     """Each protocol's label budget and held-out set fit the initial frames of one seed (water: every protocol has
-    basis sets for H and O)."""
+    basis sets for H and O).
+    """
     builder = LesActiveLearningWorkChain.get_builder_from_protocol(
         campaign_codes, {'seed': orm.StructureData(ase=_water())}, protocol=protocol
     )

@@ -99,7 +99,8 @@ def test_fast_campaign(demo, codes, tmp_path, run_aiida_les):
 @pytest.mark.slow
 def test_final_committee_trained_on_md_frames(demo, codes):
     """Two generations: the final committee's training set holds MD frames of generation 0, and each training
-    frame still maps to one les.cp2k job and one trajectory (or the initial frames) through links."""
+    frame still maps to one les.cp2k job and one trajectory (or the initial frames) through links.
+    """
     builder = demo.demo_builder(protocol='fast', overrides={'parameters': {'max_generations': 2}})
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message
@@ -110,7 +111,8 @@ def test_final_committee_trained_on_md_frames(demo, codes):
 
 def check_exported_model(results, atoms, tmp_path):
     """The campaign's `exported_model` (on by default) is the final committee as one metatomic model: its energy is
-    the committee mean of the native members."""
+    the committee mean of the native members.
+    """
     import torch
 
     pytest.importorskip('metatomic.torch')
@@ -245,7 +247,8 @@ def check_report(node):
 def test_exploration_schedule_advances(demo, codes):
     """Two stages (NVT 300 K, then NPT 300 K at 1 bar with the MTK barostat): generation 0 finds every frame
     accurate (trust levels set far above any error), so the report shows the schedule advancing and generation 1
-    explores the second stage; the campaign cannot count as converged before the last stage."""
+    explores the second stage; the campaign cannot count as converged before the last stage.
+    """
     schedule = [{'temperatures': [300.0]}, {'temperatures': [300.0], 'pressure': 1.0}]
     parameters = {
         'max_generations': 2,

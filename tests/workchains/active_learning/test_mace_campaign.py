@@ -1,5 +1,6 @@
 """A campaign whose committee uses the MACE host (``backbone='mace'``): the training configuration it builds from the
-protocols, and one real `fast` campaign with the real programs (les-train, les-md, les-eval, CP2K)."""
+protocols, and one real `fast` campaign with the real programs (les-train, les-md, les-eval, CP2K).
+"""
 
 import shutil
 
@@ -34,7 +35,8 @@ def _water():
 @pytest.mark.parametrize('protocol', ['fast', 'balanced'])
 def test_campaign_builder_with_mace_host(campaign_codes, generate_workchain, protocol, select):
     """The campaign's training configuration is the train protocol's with the MACE preset of the campaign's train
-    protocol: backbone mace, the `mace` options, no mpnn-only key; the campaign's validators accept it."""
+    protocol: backbone mace, the `mace` options, no mpnn-only key; the campaign's validators accept it.
+    """
     builder = LesActiveLearningWorkChain.get_builder_from_protocol(
         campaign_codes, _water(), protocol=protocol, **select
     )
@@ -88,7 +90,8 @@ def test_default_campaign_keeps_own_host(campaign_codes):
 @pytest.mark.skipif(shutil.which('cp2k.psmp') is None, reason='CP2K (cp2k.psmp) is not installed')
 def test_fast_campaign_with_mace_host(demo, codes):
     """One generation of the demo campaign on the `fast` protocol with ``backbone='mace'``: it finishes, and the
-    training jobs ran with the MACE preset and produced MACE-host models that the MD and evaluation used."""
+    training jobs ran with the MACE preset and produced MACE-host models that the MD and evaluation used.
+    """
     builder = demo.demo_builder(protocol='fast', overrides={}, backbone='mace')
     results, node = run_get_node(builder)
     assert node.is_finished_ok, node.exit_message

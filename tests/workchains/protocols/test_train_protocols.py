@@ -54,7 +54,8 @@ def test_available_backbones():
 
 def test_backbone_from_overrides(fixture_code, dataset):
     """``train.config.model.backbone`` in the overrides selects the host preset as the argument does; other host
-    overrides merge over the preset."""
+    overrides merge over the preset.
+    """
     code = fixture_code('les.train')
     overrides = {'train': {'config': {'model': {'backbone': 'mace', 'mace': {'correlation': 3}}}}}
     builder = LesTrainBaseWorkChain.get_builder_from_protocol(code, dataset, protocol='fast', overrides=overrides)
