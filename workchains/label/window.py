@@ -5,16 +5,23 @@
 :meth:`SlidingWindowMixin.wait_for_any` over the processes still running; the workchain resumes as soon as one of
 them terminates, the next step looks at which have terminated (``node.is_terminated``) and fills the free slots.
 
-How: aiida-core resumes a waiting workchain when its list of awaitables is empty. Here the callback of each awaitable
-resumes it as soon as one is resolved; the next step starts with a fresh list (aiida-core resets it), so the
-callbacks of the processes still running, registered for the earlier wait, find their awaitable gone and are
-ignored, and the next ``wait_for_any`` registers them again (a process that ended meanwhile calls back at once).
-The awaitables of a wait are checkpointed as usual, so a daemon restart resumes waiting on the same processes.
+How: aiida-core resumes a waiting workchain when its list of awaitables is empty, and registers one callback per
+awaitable with the runner (which polls the process until it ends). Here a callback resumes the workchain as soon as
+one awaitable is resolved. The next step starts with a fresh list (aiida-core resets it), and the next
+``wait_for_any`` awaits the processes still running again: their callbacks from the earlier wait are still pending,
+so no second callback is registered for them (one callback per process, at most ``max_concurrent`` polling loops),
+and a pending callback resolves whichever awaitable of the current wait has its process. A callback that fires while
+no wait holds its process (during a step) is dropped: the step looks at ``is_terminated`` itself, and a later wait
+on that process calls back at once. The awaitables of a wait are checkpointed as usual; after a daemon restart every
+one of them is registered again.
 """
 
 from __future__ import annotations
 
+import functools
+
 from aiida.engine import ToContext
+from aiida.engine.processes.workchains.awaitable import AwaitableTarget
 from aiida.orm import ProcessNode
 from plumpy.process_states import ProcessState
 
@@ -32,11 +39,30 @@ class SlidingWindowMixin:
         self.ctx.pop(WINDOW, None)
         return ToContext(**{f'{WINDOW}.{node.pk}': node for node in nodes})
 
+    def _action_awaitables(self) -> None:
+        """Register a callback for each awaited process that has none pending yet."""
+        pending = self._window_pending()
+        for awaitable in self._awaitables:
+            if awaitable.target != AwaitableTarget.PROCESS:
+                raise AssertionError(f"invalid awaitable target '{awaitable.target}'")
+            if awaitable.pk in pending:
+                continue
+            pending.add(awaitable.pk)
+            callback = functools.partial(self.call_soon, self._on_awaitable_finished, awaitable)
+            self.runner.call_on_process_finish(awaitable.pk, callback)
+
     def _on_awaitable_finished(self, awaitable) -> None:
-        """Resolve ``awaitable`` and resume the workchain, even when other awaited processes still run."""
-        if awaitable not in self._awaitables:
-            # Registered by an earlier wait whose step has run since: the step saw the process (or will, next time).
-            return
-        super()._on_awaitable_finished(awaitable)
+        """Resolve the awaitable of this process in the current wait and resume, even if others still run."""
+        self._window_pending().discard(awaitable.pk)
+        current = next((item for item in self._awaitables if item.pk == awaitable.pk), None)
+        if current is None:
+            return  # no wait holds this process now: the next step sees it terminated
+        super()._on_awaitable_finished(current)
         if self.state == ProcessState.WAITING and self._awaitables:
             self.resume()
+
+    def _window_pending(self) -> set[int]:
+        """The pks with a callback registered with the runner (not checkpointed: a reload registers all again)."""
+        if not hasattr(self, '_window_callbacks'):
+            self._window_callbacks = set()
+        return self._window_callbacks
