@@ -52,8 +52,9 @@ def _jobs(node) -> list:
     return [link.node for link in node.base.links.get_outgoing(node_class=orm.CalcJobNode).all()]
 
 
+@pytest.mark.slow
 @needs_runner
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_label_200_structures_in_batches(ase_code):
     """200 structures, 50 per job, 4 jobs at a time: 4 jobs, every structure labelled once with its own EMT labels."""
     cells = _cells(200)
@@ -176,3 +177,13 @@ def test_sliding_window_refills_before_the_slow_job_ends(aiida_code_installed):
         for name, job in zip(('slow', 'quick', 'refill'), (slow, quick, refill), strict=True)
     }
     assert quick.mtime <= refill.ctime < slow.mtime, times
+
+
+def test_labeller_registry_has_the_built_ins():
+    """`cp2k` and `ase` resolve to their labeller classes; an unknown name is refused with the known ones listed."""
+    from workchains.label.labellers import AseLabeller, Cp2kLabeller, get_labeller
+
+    assert get_labeller('cp2k') is Cp2kLabeller
+    assert get_labeller('ase') is AseLabeller
+    with pytest.raises(ValueError, match=r"Unknown labeller `qe`; expected one of \['ase', 'cp2k'\]"):
+        get_labeller('qe')
