@@ -187,3 +187,13 @@ def test_labeller_registry_has_the_built_ins():
     assert get_labeller('ase') is AseLabeller
     with pytest.raises(ValueError, match=r"Unknown labeller `qe`; expected one of \['ase', 'cp2k'\]"):
         get_labeller('qe')
+
+
+def test_cp2k_refuses_batches(fixture_code, generate_workchain):
+    """CP2K labels one structure per job (no FARMING batches yet): a batch_size above 1 is refused up front."""
+    structures = [orm.StructureData(ase=atoms) for atoms in _cells(2)]
+    builder = LesLabelWorkChain.get_builder_from_protocol(
+        fixture_code('les.cp2k'), structures, 'fast', overrides={'batch_size': 2}
+    )
+    with pytest.raises(ValueError, match='`batch_size` must be 1, got 2'):
+        generate_workchain('les.label', builder._inputs(prune=True))

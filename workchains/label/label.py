@@ -54,6 +54,9 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
         return f'Unknown labeller `{labeller}`; expected one of {sorted(get_labellers())}.'
     if not inputs.get(labeller):
         return f'Labeller `{labeller}` chosen but its `{labeller}` input namespace is empty.'
+    batch_size = inputs['batch_size'].value if 'batch_size' in inputs else 1
+    if batch_size > 1 and not get_labeller(labeller).batches:
+        return f'Labeller `{labeller}` labels one structure per job: `batch_size` must be 1, got {batch_size}.'
     return None
 
 

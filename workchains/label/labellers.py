@@ -2,8 +2,8 @@
 
 A labeller names its input namespace in ``les.label`` (the exposed inputs of its single-structure process), checks a
 structure before anything runs, and builds the inputs of a job for one structure or for a batch. The built-in ones
-are ``cp2k`` (``les.cp2k.base`` per structure, restarts included; ``les.cp2k`` with CP2K FARMING per batch) and
-``ase`` (``les.ase_label`` for both). Others are found through the entry-point group ``aiida_les.labellers``
+are ``cp2k`` (``les.cp2k.base`` per structure, restarts included; no batches yet) and ``ase`` (``les.ase_label``
+for one structure and for a batch). Others are found through the entry-point group ``aiida_les.labellers``
 (``name = 'module:Class'``), so ``les.label`` and the campaign hold no list of labellers of their own.
 """
 
@@ -30,10 +30,12 @@ class Labeller:
 
     :cvar name: the value of ``les.label``'s ``labeller`` input and the name of its input namespace.
     :cvar exclude: inputs of the single-structure process that ``les.label`` sets per structure.
+    :cvar batches: whether :meth:`batch_class` can label several structures in one job.
     """
 
     name: t.ClassVar[str]
     exclude: t.ClassVar[tuple[str, ...]]
+    batches: t.ClassVar[bool] = False
 
     @classmethod
     def process_class(cls):
@@ -89,20 +91,19 @@ def _set_charge(target: AttributeDict, charge: int | None, multiplicity: int | N
 
 
 class Cp2kLabeller(Labeller):
-    """CP2K through ``les-cp2k``: one structure with restarts (``les.cp2k.base``), a batch with CP2K FARMING."""
+    """CP2K through ``les-cp2k``: one structure per job with restarts (``les.cp2k.base``).
+
+    Batches (CP2K FARMING of the labels in one job, as the Born-charge path does for its displacements) are not
+    implemented yet: ``les.label`` refuses a ``batch_size`` above 1 with this labeller.
+    """
 
     name = 'cp2k'
-    exclude = ('cp2k.structure', 'cp2k.structures')
+    exclude = ('cp2k.structure',)
 
     @classmethod
     def process_class(cls):
         """``les.cp2k.base``."""
         return WorkflowFactory('les.cp2k.base')
-
-    @classmethod
-    def batch_class(cls):
-        """``les.cp2k``."""
-        return CalculationFactory('les.cp2k')
 
     @classmethod
     def calcjob_inputs(cls, namespace: t.Mapping) -> t.Mapping:
@@ -139,6 +140,7 @@ class AseLabeller(Labeller):
 
     name = 'ase'
     exclude = ('structure', 'structures')
+    batches = True
 
     @classmethod
     def process_class(cls):
