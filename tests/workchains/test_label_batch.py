@@ -78,17 +78,15 @@ def test_label_200_structures_in_batches(ase_code):
     assert len(jobs) == 4
     assert all(job.is_finished_ok and len(job.inputs.structures) == 50 for job in jobs)
     # Each input structure went into exactly one job, under its frame key.
-    inputs = {key: job.inputs.structures[key] for job in jobs for key in job.inputs.structures}
-    assert sorted(inputs) == [f'frame_{index:04d}' for index in range(200)]
+    inputs = {job.uuid: {key: node.uuid for key, node in job.inputs.structures.items()} for job in jobs}
+    assert sorted(key for keys in inputs.values() for key in keys) == [f'frame_{index:04d}' for index in range(200)]
 
     frames = results['labelled'].get_ase()
     assert sorted(int(frame.info['source_index']) for frame in frames) == list(range(200))
-    by_uuid = {job.uuid: job for job in jobs}
     for frame in frames:
         index = int(frame.info['source_index'])
         # Traceable: the frame names its job, and that job's input under the frame's key is the structure it names.
-        job = by_uuid[frame.info['label_job_uuid']]
-        assert job.inputs.structures[f'frame_{index:04d}'].uuid == frame.info['structure_uuid']
+        assert inputs[frame.info['label_job_uuid']][f'frame_{index:04d}'] == frame.info['structure_uuid']
         reference = cells[index].copy()
         reference.calc = EmtCalculator()
         np.testing.assert_allclose(frame.positions, reference.positions, atol=1e-6)
