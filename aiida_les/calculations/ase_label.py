@@ -1,10 +1,16 @@
-"""LesAseLabelCalculation: label one structure with any ASE calculator, run by ``les-ase-label``.
+"""LesAseLabelCalculation: label one structure, or a batch, with any ASE calculator, run by ``les-ase-label``.
 
 The ``calculator`` Dict holds ``import_path`` (``ase.calculators.emt.EMT``, ``tblite.ase.TBLite``...), ``kwargs``,
 an optional ``label`` (readable method name for the level of theory) and optional ``charge_kwarg`` /
 ``multiplicity_kwarg`` naming the calculator's keywords for total charge and spin multiplicity. A charged or
 spin-polarised structure is refused unless the calculator has these keywords. Outputs and units match
 ``les.cp2k``: energy eV, forces eV/Å, stress eV/Å^3 (ase sign), one-frame labelled dataset.
+
+A batch (the ``structures`` namespace instead of ``structure``) runs in one job, each structure on its own: the
+outputs are one one-frame dataset per labelled structure, ``labels.<key>`` under the key of its input
+``structures.<key>``, and ``output_parameters.structures.<key>`` (status, message, seconds, exit status the
+structure would have had as a job of its own). A structure that fails leaves the others' labels in place; the job
+then exits with ``ERROR_SOME_STRUCTURES_FAILED`` and the caller retries the failed keys.
 """
 
 from __future__ import annotations
@@ -50,16 +56,30 @@ def check_ase_inputs(atoms, calculator: dict, total_charge: int = 0, multiplicit
     )
 
 
-def validate_inputs(inputs: dict, _ctx) -> str | None:
-    """Check geometry, charge/multiplicity parity, and that the calculator can take a non-default charge/spin."""
-    if 'structure' not in inputs or 'calculator' not in inputs:
+def validate_inputs(inputs: dict, ctx) -> str | None:
+    """One of ``structure`` / ``structures``; geometry, charge/multiplicity parity and calculator keywords of each."""
+    # Exposed in a workchain with `structure` excluded, the caller sets it at run time.
+    if ctx is not None and 'structure' not in ctx:
         return None
-    return check_ase_inputs(
-        inputs['structure'].get_ase(),
-        inputs['calculator'].get_dict(),
-        int(inputs['total_charge'].value) if 'total_charge' in inputs else 0,
-        int(inputs['multiplicity'].value) if 'multiplicity' in inputs else 1,
-    )
+    structures = dict(inputs.get('structures') or {})
+    if 'structure' in inputs and structures:
+        return 'Give either `structure` or a batch in `structures`, not both.'
+    if 'structure' in inputs:
+        structures = {'structure': inputs['structure']}
+    if not structures:
+        return 'Give a `structure` or a batch in `structures`.'
+    if 'calculator' not in inputs:
+        return None
+    for key, structure in sorted(structures.items()):
+        error = check_ase_inputs(
+            structure.get_ase(),
+            inputs['calculator'].get_dict(),
+            int(inputs['total_charge'].value) if 'total_charge' in inputs else 0,
+            int(inputs['multiplicity'].value) if 'multiplicity' in inputs else 1,
+        )
+        if error:
+            return f'{key}: {error}' if key != 'structure' else error
+    return None
 
 
 class LesAseLabelCalculation(CalcJob):
@@ -70,12 +90,21 @@ class LesAseLabelCalculation(CalcJob):
     _OUTPUT_FILE = 'labelled.extxyz'
     _RESULTS_FILE = 'results.json'
     _LOG_FILE = 'les_ase_label.log'
+    _BATCH_INPUTS = 'structures'
+    _BATCH_OUTPUTS = 'labelled'
 
     @classmethod
     def define(cls, spec):
         """Define inputs, outputs and exit codes."""
         super().define(spec)
-        spec.input('structure', valid_type=orm.StructureData, help='The structure to label (Å).')
+        spec.input('structure', valid_type=orm.StructureData, required=False, help='The structure to label (Å).')
+        spec.input_namespace(
+            'structures',
+            valid_type=orm.StructureData,
+            dynamic=True,
+            required=False,
+            help='A batch of structures (Å) labelled in one job, each output under the same key in `labels`.',
+        )
         spec.input(
             'calculator',
             valid_type=orm.Dict,
@@ -105,6 +134,13 @@ class LesAseLabelCalculation(CalcJob):
         spec.output('forces', valid_type=orm.ArrayData, required=False, help='Array `forces` (n_atoms, 3) in eV/Å.')
         spec.output('stress', valid_type=orm.ArrayData, required=False, help='Array `stress` (3, 3) eV/Å^3, ase sign.')
         spec.output('labelled', valid_type=LesDatasetData, required=False, help='One-frame labelled extxyz.')
+        spec.output_namespace(
+            'labels',
+            valid_type=LesDatasetData,
+            dynamic=True,
+            required=False,
+            help='Batch: one one-frame labelled dataset per labelled structure, under the key of `structures`.',
+        )
         spec.default_output_node = 'output_parameters'
 
         spec.exit_code(302, 'ERROR_OUTPUT_MISSING', message='The labelled structure file was not retrieved.')
@@ -115,20 +151,31 @@ class LesAseLabelCalculation(CalcJob):
         spec.exit_code(320, 'ERROR_RESULTS_FILE_MISSING', message='The results.json file was not retrieved.')
         spec.exit_code(420, 'ERROR_CALCULATOR_IMPORT', message='The ASE calculator could not be created: {message}')
         spec.exit_code(421, 'ERROR_CALCULATOR_FAILED', message='The ASE calculator failed: {message}')
+        spec.exit_code(
+            470, 'ERROR_SOME_STRUCTURES_FAILED', message='Some structures of the batch were not labelled: {message}'
+        )
 
     def prepare_for_submission(self, folder):
-        """Write the structure (ase JSON, full precision) and the settings; run ``les-ase-label les_ase_label.json``."""
+        """Write the structure(s) (ase JSON, full precision) and the settings; run ``les-ase-label les_ase_label.json``.
+
+        A batch writes ``structures/<key>.json`` per structure and retrieves ``labelled/<key>.extxyz``.
+        """
         calculator = self.inputs.calculator.get_dict()
         settings = {
             **calculator,
             'total_charge': self.inputs.total_charge.value,
             'multiplicity': self.inputs.multiplicity.value,
-            'structure_file': self._STRUCTURE_FILE,
         }
-        handle = io.StringIO()
-        ase.io.write(handle, self.inputs.structure.get_ase(), format='json')
-        with folder.open(self._STRUCTURE_FILE, 'w') as target:
-            target.write(handle.getvalue())
+        if 'structure' in self.inputs:
+            settings['structure_file'] = self._STRUCTURE_FILE
+            _write_json_structure(folder, self._STRUCTURE_FILE, self.inputs.structure)
+            retrieve = [self._OUTPUT_FILE]
+        else:
+            folder.get_subfolder(self._BATCH_INPUTS, create=True)
+            settings['structures'] = {key: f'{self._BATCH_INPUTS}/{key}.json' for key in self.inputs.structures}
+            for key, name in settings['structures'].items():
+                _write_json_structure(folder, name, self.inputs.structures[key])
+            retrieve = [self._BATCH_OUTPUTS]
         with folder.open(self._SETTINGS_FILE, 'w') as target:
             json.dump(settings, target, indent=2, sort_keys=True)
 
@@ -140,5 +187,13 @@ class LesAseLabelCalculation(CalcJob):
 
         calcinfo = CalcInfo()
         calcinfo.codes_info = [codeinfo]
-        calcinfo.retrieve_list = [self._OUTPUT_FILE, self._RESULTS_FILE, self._LOG_FILE]
+        calcinfo.retrieve_list = [*retrieve, self._RESULTS_FILE, self._LOG_FILE]
         return calcinfo
+
+
+def _write_json_structure(folder, name: str, structure: orm.StructureData) -> None:
+    """Write ``structure`` as ase JSON (full precision) to ``name`` in the sandbox ``folder``."""
+    handle = io.StringIO()
+    ase.io.write(handle, structure.get_ase(), format='json')
+    with folder.open(name, 'w') as target:
+        target.write(handle.getvalue())

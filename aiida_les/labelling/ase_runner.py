@@ -1,13 +1,15 @@
-"""``les-ase-label``: label one structure with any ASE calculator given by import path and keyword arguments.
+"""``les-ase-label``: label one structure, or a batch, with any ASE calculator given by import path and kwargs.
 
 Usage: ``les-ase-label [les_ase_label.json]``. The settings file (written by the ``les.ase_label`` CalcJob) holds
 ``import_path`` (e.g. ``ase.calculators.emt.EMT`` or ``tblite.ase.TBLite``), ``kwargs`` (dict), optional
 ``charge_kwarg`` / ``multiplicity_kwarg`` (the calculator's keyword names for the total charge and the spin
-multiplicity, e.g. ``charge`` and ``multiplicity`` for tblite), ``total_charge``, ``multiplicity`` and
-``structure_file`` (ase JSON). It writes ``labelled.extxyz`` (energy eV, forces eV/Å, stress eV/Å^3 for periodic
-cells, charges when the calculator provides them) and ``results.json`` (``status``: ``ok``, ``import_failed`` or
-``calculator_failed``; ``message``; ``seconds``). Exit status 0 on success, 2 when labelling failed, 3 when the
-settings cannot be read. This module must not import aiida.
+multiplicity, e.g. ``charge`` and ``multiplicity`` for tblite), ``total_charge``, ``multiplicity`` and either
+``structure_file`` (ase JSON) or, for a batch, ``structures`` (``{key: ase JSON file}``). It writes
+``labelled.extxyz`` (energy eV, forces eV/Å, stress eV/Å^3 for periodic cells, charges when the calculator provides
+them) and ``results.json`` (``status``: ``ok``, ``import_failed`` or ``calculator_failed``; ``message``;
+``seconds``); a batch writes ``labelled/<key>.extxyz`` and one such record per key under ``structures`` in
+``results.json`` (see :func:`run_label`). Exit status 0 on success, 2 when a label failed, 3 when the settings
+cannot be read. This module must not import aiida.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = ('ase_level_of_theory', 'load_calculator', 'main')
 SETTINGS_FILE = 'les_ase_label.json'
 OUTPUT_FILE = 'labelled.extxyz'
 RESULTS_FILE = 'results.json'
+#: Folder of the labelled frames of a batch, one ``<key>.extxyz`` per structure.
+BATCH_DIRECTORY = 'labelled'
 
 
 def ase_level_of_theory(calculator: dict) -> str:
@@ -47,23 +51,28 @@ def load_calculator(import_path: str, kwargs: dict):
     return getattr(importlib.import_module(module_name), class_name)(**kwargs)
 
 
-def run_label(settings: dict, directory: pathlib.Path) -> dict:
-    """Label the structure following ``settings`` in ``directory``; write and return the results record."""
-    started = time.perf_counter()
+def _calculator_kwargs(settings: dict) -> dict:
+    """The calculator's keyword arguments, with the total charge and multiplicity under their keyword names."""
     kwargs = dict(settings.get('kwargs') or {})
     if settings.get('charge_kwarg'):
         kwargs[settings['charge_kwarg']] = int(settings.get('total_charge', 0))
     if settings.get('multiplicity_kwarg'):
         kwargs[settings['multiplicity_kwarg']] = int(settings.get('multiplicity', 1))
+    return kwargs
+
+
+def _label_one(settings: dict, structure_path: pathlib.Path, output_path: pathlib.Path) -> dict:
+    """Label the structure in ``structure_path`` (ase JSON), write ``output_path`` (extxyz); return its record."""
+    started = time.perf_counter()
     record = {'status': 'ok', 'message': ''}
     try:
-        calculator = load_calculator(settings['import_path'], kwargs)
+        calculator = load_calculator(settings['import_path'], _calculator_kwargs(settings))
     except Exception as exception:  # any import or constructor failure is reported, not raised
         record.update(status='import_failed', message=f'{type(exception).__name__}: {exception}')
     else:
-        atoms = ase.io.read(directory / settings.get('structure_file', 'structure.json'), format='json')
-        atoms.calc = calculator
         try:
+            atoms = ase.io.read(structure_path, format='json')
+            atoms.calc = calculator
             energy = atoms.get_potential_energy()
             forces = atoms.get_forces()
             stress = None
@@ -82,11 +91,42 @@ def run_label(settings: dict, directory: pathlib.Path) -> dict:
             )
             if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
                 raise FloatingPointError('the calculator returned non-finite energy or forces')
-            ase.io.write(directory / OUTPUT_FILE, frame, format='extxyz')
+            ase.io.write(output_path, frame, format='extxyz')
         except Exception as exception:
             record.update(status='calculator_failed', message=f'{type(exception).__name__}: {exception}')
             traceback.print_exc()
     record['seconds'] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def run_label(settings: dict, directory: pathlib.Path) -> dict:
+    """Label the structure (or the batch) following ``settings`` in ``directory``; write and return the record.
+
+    One structure (``structure_file``): the record is ``{status, message, seconds}``, the frame ``labelled.extxyz``.
+    A batch (``structures``: ``{key: file}``): each structure is labelled on its own, a failure of one never stops
+    the others; the record is ``{status, message, seconds, structures: {key: {status, message, seconds}}}`` with
+    ``status`` ``ok`` when all succeeded, else the count of failures in ``message``; frames go to
+    ``labelled/<key>.extxyz``.
+    """
+    directory = pathlib.Path(directory)
+    if 'structures' not in settings:
+        path = directory / settings.get('structure_file', 'structure.json')
+        record = _label_one(settings, path, directory / OUTPUT_FILE)
+        (directory / RESULTS_FILE).write_text(json.dumps(record, indent=2))
+        return record
+    started = time.perf_counter()
+    (directory / BATCH_DIRECTORY).mkdir(exist_ok=True)
+    records = {
+        key: _label_one(settings, directory / name, directory / BATCH_DIRECTORY / f'{key}.extxyz')
+        for key, name in sorted(settings['structures'].items())
+    }
+    failed = sorted(key for key, record in records.items() if record['status'] != 'ok')
+    record = {
+        'status': 'ok' if not failed else 'some_failed',
+        'message': f'{len(failed)} of {len(records)} structures failed: {failed}' if failed else '',
+        'seconds': round(time.perf_counter() - started, 3),
+        'structures': records,
+    }
     (directory / RESULTS_FILE).write_text(json.dumps(record, indent=2))
     return record
 

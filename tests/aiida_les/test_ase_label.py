@@ -94,3 +94,50 @@ def test_charge_refused_without_keyword(fixture_code, generate_calc_job):
     }
     with pytest.raises(ValueError, match='charge_kwarg'):
         generate_calc_job('les.ase_label', inputs)
+
+
+def test_batch_isolates_a_failing_structure(ase_code):
+    """A batch of three: Na (no EMT parameters) fails alone; the two Cu/Al cells keep EMT's own labels, by key."""
+    copper = bulk('Cu', 'fcc', a=3.6, cubic=True)
+    copper.rattle(0.05, seed=1)
+    aluminium = bulk('Al', 'fcc', a=4.05, cubic=True)
+    aluminium.rattle(0.05, seed=2)
+    cells = {'a': copper, 'b': bulk('Na', 'bcc', a=4.23, cubic=True), 'c': aluminium}
+    results, node = run_get_node(
+        LesAseLabelCalculation,
+        code=ase_code,
+        structures={key: orm.StructureData(ase=atoms) for key, atoms in cells.items()},
+        calculator=orm.Dict({'import_path': 'ase.calculators.emt.EMT', 'label': 'EMT'}),
+        metadata={'options': OPTIONS},
+    )
+    assert node.exit_status == LesAseLabelCalculation.exit_codes.ERROR_SOME_STRUCTURES_FAILED.status
+    assert sorted(results['labels']) == ['a', 'c']
+    for key in ('a', 'c'):
+        reference = cells[key].copy()
+        reference.calc = EMT()
+        frame = results['labels'][key].get_ase()[0]
+        assert frame.get_potential_energy() == pytest.approx(reference.get_potential_energy(), abs=1e-8)
+        np.testing.assert_allclose(frame.get_forces(), reference.get_forces(), atol=1e-8)
+        # Provenance: the label hangs off the job whose input under the same key is the structure it labels.
+        assert results['labels'][key].creator.uuid == node.uuid
+        np.testing.assert_allclose(node.inputs.structures[key].get_ase().positions, frame.positions, atol=1e-8)
+    entries = results['output_parameters']['structures']
+    assert [entries[key]['exit_status'] for key in 'abc'] == [
+        0,
+        LesAseLabelCalculation.exit_codes.ERROR_CALCULATOR_FAILED.status,
+        0,
+    ]
+    assert 'Na' in entries['b']['message'] or 'parameters' in entries['b']['message']
+    assert results['output_parameters']['failed'] == ['b']
+
+
+def test_batch_or_single_not_both(fixture_code, generate_calc_job):
+    atoms = bulk('Cu', 'fcc', a=3.6, cubic=True)
+    inputs = {
+        'code': fixture_code('les.ase_label'),
+        'structure': orm.StructureData(ase=atoms),
+        'structures': {'a': orm.StructureData(ase=atoms)},
+        'calculator': orm.Dict({'import_path': 'ase.calculators.emt.EMT'}),
+    }
+    with pytest.raises(ValueError, match='not both'):
+        generate_calc_job('les.ase_label', inputs)

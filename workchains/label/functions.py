@@ -33,6 +33,18 @@ def unpack_frames(dataset: LesDatasetData) -> dict[str, orm.StructureData]:
     return outputs
 
 
+def _labelled_structure(label: LesDatasetData, job) -> orm.StructureData | None:
+    """The StructureData ``job`` labelled into ``label``: its ``structure``, or for a batch job the structure under
+    the key of the output (``labels.<key>`` comes from ``structures.<key>``)."""
+    if 'structure' in job.inputs:
+        return job.inputs.structure
+    link = label.base.links.get_incoming(node_class=type(job)).first()
+    prefix = 'labels__'
+    if link is None or not link.link_label.startswith(prefix):
+        return None
+    return job.inputs.structures[link.link_label[len(prefix) :]]
+
+
 @calcfunction
 def collect_labels(report: orm.Dict, requested: LesDatasetData | None = None, **frames: LesDatasetData) -> dict:
     """Merge labelled one-frame datasets (keys ``frame_<index>``, sorted) and return them with the report.
@@ -58,8 +70,9 @@ def collect_labels(report: orm.Dict, requested: LesDatasetData | None = None, **
                 atoms.info.update(origins[index])
             if job is not None:
                 atoms.info[o.LABEL_JOB_UUID] = job.uuid
-                if 'structure' in job.inputs:
-                    atoms.info[o.STRUCTURE_UUID] = job.inputs.structure.uuid
+                structure = _labelled_structure(frames[key], job)
+                if structure is not None:
+                    atoms.info[o.STRUCTURE_UUID] = structure.uuid
             merged.append(atoms)
     summary = report.get_dict()
     summary['n_labelled'] = len(merged)

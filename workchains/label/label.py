@@ -4,29 +4,34 @@ Structures come as a ``LesDatasetData`` of unlabelled frames (per-frame ``total_
 ``atoms.info`` are honoured), as a namespace of ``StructureData``, or as both: a dataset plus the StructureData of
 its frames (keys ``frame_0000`` ...), made upstream by a calcfunction (the campaign's ``extract_frames``). Given a
 dataset alone, the frames are unpacked by the calcfunction ``unpack_frames``, so every labelled StructureData has an
-incoming link either way. Labels run at most ``max_concurrent`` at a time; a structure that fails the labeller's
-checks, or whose calculation fails, is excluded with its reason in the ``report`` output, never silently. The merge
-is a calcfunction (``collect_labels``) that keeps each frame's origin and records the job that labelled it.
+incoming link either way.
+
+Structures are labelled ``batch_size`` per job (one job per structure by default): a batch job takes the structures
+as its inputs ``structures.frame_<index>`` and gives one labelled frame per structure as ``labels.frame_<index>``,
+so every label stays traceable to its structure and its job. Structures of a batch share the total charge and
+multiplicity (batches are formed per charge/multiplicity). A structure that fails inside a batch is retried alone in
+a job of its own (the single-structure process, with its restarts); the others' labels are kept. At most
+``max_concurrent`` jobs run at once, as a sliding window: a slot is refilled as soon as any job ends. A structure
+that fails the labeller's checks, or whose job (alone) fails, is excluded with its reason in the ``report`` output,
+never silently. The merge is a calcfunction (``collect_labels``) that keeps each frame's origin and records the job
+that labelled it.
 """
 
 from __future__ import annotations
 
 from aiida import orm
 from aiida.common import AttributeDict
-from aiida.engine import ToContext, WorkChain, while_
-from aiida.plugins import CalculationFactory, DataFactory, WorkflowFactory
+from aiida.engine import WorkChain, while_
+from aiida.plugins import DataFactory
 
-from aiida_les.calculations.ase_label import check_ase_inputs
-from aiida_les.labelling.validation import check_structure
 from workchains.label.functions import collect_labels, frame_key, unpack_frames
+from workchains.label.labellers import get_labeller, get_labellers
+from workchains.label.window import SlidingWindowMixin
 from workchains.protocols.utils import ProtocolMixin
 
 __all__ = ('LesLabelWorkChain', 'precheck_structure')
 
 LesDatasetData = DataFactory('les.dataset')
-LesAseLabelCalculation = CalculationFactory('les.ase_label')
-LesCp2kBaseWorkChain = WorkflowFactory('les.cp2k.base')
-LABELLERS = ('cp2k', 'ase')
 
 
 def validate_inputs(inputs: dict, ctx) -> str | None:
@@ -45,10 +50,13 @@ def validate_inputs(inputs: dict, ctx) -> str | None:
                 f"`structures` holding the dataset's frames as frame_0000, frame_0001, ...: {error}"
             )
     labeller = inputs['labeller'].value if 'labeller' in inputs else 'cp2k'
-    if labeller not in LABELLERS:
-        return f'Unknown labeller `{labeller}`; expected one of {list(LABELLERS)}.'
+    if labeller not in get_labellers():
+        return f'Unknown labeller `{labeller}`; expected one of {sorted(get_labellers())}.'
     if not inputs.get(labeller):
         return f'Labeller `{labeller}` chosen but its `{labeller}` input namespace is empty.'
+    batch_size = inputs['batch_size'].value if 'batch_size' in inputs else 1
+    if batch_size > 1 and not get_labeller(labeller).batches:
+        return f'Labeller `{labeller}` labels one structure per job: `batch_size` must be 1, got {batch_size}.'
     return None
 
 
@@ -75,21 +83,15 @@ def precheck_structure(atoms, inputs, total_charge: int | None = None, multiplic
     :param total_charge: total charge (e); None takes the labeller namespace's ``total_charge`` (default 0).
     :param multiplicity: spin multiplicity 2S+1; None takes the namespace's ``multiplicity`` (default 1).
     """
-    labeller = inputs['labeller'].value if 'labeller' in inputs else 'cp2k'
-    namespace = (inputs.get('cp2k') or {}).get('cp2k') if labeller == 'cp2k' else inputs.get('ase')
+    labeller = get_labeller(inputs['labeller'].value if 'labeller' in inputs else 'cp2k')
+    namespace = labeller.calcjob_inputs(inputs.get(labeller.name) or {})
     if not namespace:
         return None  # validate_inputs reports the missing namespace
     if total_charge is None:
         total_charge = namespace['total_charge'].value if 'total_charge' in namespace else 0
     if multiplicity is None:
         multiplicity = namespace['multiplicity'].value if 'multiplicity' in namespace else 1
-    if labeller == 'cp2k':
-        if 'parameters' not in namespace:
-            return None
-        return check_structure(atoms, namespace['parameters'].get_dict(), total_charge, multiplicity)
-    if 'calculator' not in namespace:
-        return None
-    return check_ase_inputs(atoms, namespace['calculator'].get_dict(), total_charge, multiplicity)
+    return labeller.precheck(atoms, namespace, total_charge, multiplicity)
 
 
 def validate_max_concurrent(value: orm.Int, _ctx) -> str | None:
@@ -99,7 +101,14 @@ def validate_max_concurrent(value: orm.Int, _ctx) -> str | None:
     return None
 
 
-class LesLabelWorkChain(ProtocolMixin, WorkChain):
+def validate_batch_size(value: orm.Int, _ctx) -> str | None:
+    """At least one structure per job."""
+    if value is not None and value.value < 1:
+        return f'`batch_size` must be >= 1, got {value.value}.'
+    return None
+
+
+class LesLabelWorkChain(SlidingWindowMixin, ProtocolMixin, WorkChain):
     """Label many structures with CP2K (``les.cp2k.base``) or an ASE calculator (``les.ase_label``)."""
 
     _protocol_file = 'label.yaml'
@@ -130,24 +139,32 @@ class LesLabelWorkChain(ProtocolMixin, WorkChain):
             default=lambda: orm.Int(4),
             serializer=orm.to_aiida_type,
             validator=validate_max_concurrent,
-            help='Most labelling processes running at once.',
+            help='Most labelling jobs running at once (a sliding window: a slot is refilled when any job ends).',
         )
-        spec.expose_inputs(
-            LesCp2kBaseWorkChain,
-            namespace='cp2k',
-            exclude=('cp2k.structure',),
-            namespace_options={'required': False, 'populate_defaults': False, 'help': 'Inputs of les.cp2k.base.'},
+        spec.input(
+            'batch_size',
+            valid_type=orm.Int,
+            default=lambda: orm.Int(1),
+            serializer=orm.to_aiida_type,
+            validator=validate_batch_size,
+            help='Structures labelled per job; 1 runs the single-structure process per structure.',
         )
-        spec.expose_inputs(
-            LesAseLabelCalculation,
-            namespace='ase',
-            exclude=('structure',),
-            namespace_options={'required': False, 'populate_defaults': False, 'help': 'Inputs of les.ase_label.'},
-        )
+        for labeller in get_labellers().values():
+            process = labeller.process_class()
+            spec.expose_inputs(
+                process,
+                namespace=labeller.name,
+                exclude=labeller.exclude,
+                namespace_options={
+                    'required': False,
+                    'populate_defaults': False,
+                    'help': f'Inputs of {process.__name__} (labeller `{labeller.name}`).',
+                },
+            )
         spec.inputs.validator = validate_inputs
         spec.outline(
             cls.setup,
-            while_(cls.should_submit)(cls.submit_batch, cls.inspect_batch),
+            while_(cls.should_continue)(cls.submit_jobs, cls.inspect_jobs),
             cls.results,
         )
         spec.output('labelled', valid_type=LesDatasetData, required=False, help='All successful labels, merged.')
@@ -182,21 +199,9 @@ class LesLabelWorkChain(ProtocolMixin, WorkChain):
             builder.structures = {f'structure_{index:04d}': s for index, s in enumerate(structures)}
         builder.labeller = orm.Str(labeller)
         builder.max_concurrent = orm.Int(inputs['max_concurrent'])
-        if labeller == 'cp2k':
-            base = LesCp2kBaseWorkChain.get_protocol_inputs(inputs['cp2k_protocol'], inputs.get('cp2k'))
-            cp2k = base['cp2k']
-            builder.cp2k.max_iterations = orm.Int(base['max_iterations'])
-            builder.cp2k.clean_workdir = orm.Bool(base['clean_workdir'])
-            builder.cp2k.cp2k.code = code
-            builder.cp2k.cp2k.parameters = orm.Dict(cp2k['parameters'])
-            builder.cp2k.cp2k.settings = orm.Dict(cp2k['settings'])
-            builder.cp2k.cp2k.metadata.options = {**cp2k['metadata']['options'], **(options or {})}
-        else:
-            if calculator is None:
-                raise ValueError('The `ase` labeller needs a `calculator` description (import_path, kwargs...).')
-            builder.ase.code = code
-            builder.ase.calculator = orm.Dict(calculator)
-            builder.ase.metadata.options = {'resources': {'num_machines': 1}, **(options or {})}
+        if inputs.get('batch_size', 1) != 1:
+            builder.batch_size = orm.Int(inputs['batch_size'])
+        get_labeller(labeller).populate_builder(builder[labeller], code, inputs, options, calculator)
         return builder
 
     def setup(self):
@@ -221,67 +226,114 @@ class LesLabelWorkChain(ProtocolMixin, WorkChain):
         self.ctx.n_requested = len(entries)
         self.ctx.failures = []
         self.ctx.labelled = {}
+        self.ctx.retried = []
+        # Queue entries: [index, structure, charge, multiplicity, alone]; `alone` marks a retry outside a batch.
         self.ctx.queue = []
         for index, structure, charge, multiplicity in entries:
-            reason = self._precheck(structure, charge, multiplicity)
+            reason = precheck_structure(structure.get_ase(), self.inputs, charge, multiplicity)
             if reason:
                 self.report(f'structure {index} excluded before labelling: {reason}')
                 self.ctx.failures.append({'index': index, 'reason': f'refused: {reason}'})
             else:
-                self.ctx.queue.append((index, structure, charge, multiplicity))
-        self.ctx.batch = []
+                self.ctx.queue.append([index, structure, charge, multiplicity, False])
+        # Running jobs: pk (str) -> indices of the structures they label; batch jobs also in `batches`.
+        self.ctx.running = {}
+        self.ctx.batches = []
+        self.ctx.n_jobs = 0
 
-    def _precheck(self, structure, charge, multiplicity) -> str | None:
-        """Return why the labeller would refuse ``structure`` (None if it can be labelled)."""
-        return precheck_structure(structure.get_ase(), self.inputs, charge, multiplicity)
+    def should_continue(self):
+        """Return True while structures wait in the queue or jobs run."""
+        return bool(self.ctx.queue) or bool(self.ctx.running)
 
-    def should_submit(self):
-        """Return True while structures wait in the queue."""
-        return bool(self.ctx.queue)
+    def _next_batch(self) -> list:
+        """Pop the next batch: up to ``batch_size`` queued structures sharing charge and multiplicity."""
+        first = self.ctx.queue.pop(0)
+        batch = [first]
+        if first[4]:
+            return batch
+        size = self.inputs.batch_size.value
+        for entry in list(self.ctx.queue):
+            if len(batch) >= size:
+                break
+            if not entry[4] and (entry[2], entry[3]) == (first[2], first[3]):
+                batch.append(entry)
+                self.ctx.queue.remove(entry)
+        return batch
 
-    def submit_batch(self):
-        """Submit up to ``max_concurrent`` labelling processes and wait for all of them."""
-        size = self.inputs.max_concurrent.value
-        batch, self.ctx.queue = self.ctx.queue[:size], self.ctx.queue[size:]
-        self.ctx.batch = []
-        for index, structure, charge, multiplicity in batch:
-            if self.ctx.labeller == 'cp2k':
-                inputs = AttributeDict(self.exposed_inputs(LesCp2kBaseWorkChain, namespace='cp2k'))
-                inputs.cp2k = AttributeDict(inputs.cp2k)
-                inputs.cp2k.structure = structure
-                process = LesCp2kBaseWorkChain
+    def submit_jobs(self):
+        """Fill the free slots of the window with jobs, then wait until any running job ends."""
+        labeller = get_labeller(self.ctx.labeller)
+        while self.ctx.queue and len(self.ctx.running) < self.inputs.max_concurrent.value:
+            batch = self._next_batch()
+            inputs = AttributeDict(self.exposed_inputs(labeller.process_class(), namespace=labeller.name))
+            _, structure, charge, multiplicity, _ = batch[0]
+            if len(batch) == 1:
+                process, inputs = labeller.single(inputs, structure, charge, multiplicity)
+                label = f'label_{batch[0][0]:04d}'
             else:
-                inputs = AttributeDict(self.exposed_inputs(LesAseLabelCalculation, namespace='ase'))
-                inputs.structure = structure
-                process = LesAseLabelCalculation
-            target = inputs.cp2k if self.ctx.labeller == 'cp2k' else inputs
-            if charge is not None:
-                target.total_charge = orm.Int(charge)
-            if multiplicity is not None:
-                target.multiplicity = orm.Int(multiplicity)
-            inputs.metadata = {'call_link_label': f'label_{index:04d}'}
+                structures = {frame_key(entry[0]): entry[1] for entry in batch}
+                process, inputs = labeller.batch(inputs, structures, charge, multiplicity)
+                label = f'label_batch_{len(self.ctx.batches):04d}'
+            inputs.metadata = {**dict(inputs.get('metadata') or {}), 'call_link_label': label}
             node = self.submit(process, **inputs)
-            self.report(f'submitted {node.process_label}<{node.pk}> for structure {index}')
-            self.ctx.batch.append(index)
-            self.to_context(**{f'label_{index:04d}': node})
-        return ToContext()
+            indices = [entry[0] for entry in batch]
+            self.report(f'submitted {node.process_label}<{node.pk}> for structures {indices}')
+            self.ctx.running[str(node.pk)] = indices
+            self.ctx.n_jobs += 1
+            if len(batch) > 1:
+                self.ctx.batches.append(node.pk)
+        return self.wait_for_any([orm.load_node(int(pk)) for pk in self.ctx.running])
 
-    def inspect_batch(self):
-        """Keep the labels of finished processes; record the reason of each failure."""
-        for index in self.ctx.batch:
-            node = self.ctx[f'label_{index:04d}']
-            if node.is_finished_ok and 'labelled' in node.outputs:
-                self.ctx.labelled[f'frame_{index:04d}'] = node.outputs.labelled
+    def inspect_jobs(self):
+        """Take the labels of every job that ended; retry alone each structure a batch failed to label."""
+        for pk in list(self.ctx.running):
+            node = orm.load_node(int(pk))
+            if not node.is_terminated:
                 continue
-            reason = node.exit_message or f'{node.process_label} did not finish ({node.process_state.value})'
-            self.report(f'structure {index} failed: {node.process_label}<{node.pk}> exit {node.exit_status}: {reason}')
-            self.ctx.failures.append({'index': index, 'pk': node.pk, 'exit_status': node.exit_status, 'reason': reason})
+            indices = self.ctx.running.pop(pk)
+            if int(pk) in self.ctx.batches:
+                self._inspect_batch(node, indices)
+            else:
+                self._inspect_single(node, indices[0])
+
+    def _inspect_single(self, node, index: int) -> None:
+        if node.is_finished_ok and 'labelled' in node.outputs:
+            self.ctx.labelled[frame_key(index)] = node.outputs.labelled
+            return
+        reason = node.exit_message or f'{node.process_label} did not finish ({node.process_state.value})'
+        self.report(f'structure {index} failed: {node.process_label}<{node.pk}> exit {node.exit_status}: {reason}')
+        failure = {'index': index, 'pk': node.pk, 'exit_status': node.exit_status, 'reason': reason}
+        self.ctx.failures.append(failure)
+
+    def _inspect_batch(self, node, indices: list[int]) -> None:
+        labels = node.outputs.labels if 'labels' in node.outputs else {}
+        entries = node.outputs.output_parameters.get('structures', {}) if 'output_parameters' in node.outputs else {}
+        retry = []
+        for index in indices:
+            key = frame_key(index)
+            if key in labels:
+                self.ctx.labelled[key] = labels[key]
+                continue
+            entry = entries.get(key) or {}
+            reason = entry.get('message') or node.exit_message or f'{node.process_label} {node.process_state.value}'
+            self.ctx.retried.append({'index': index, 'batch_pk': node.pk, 'exit_status': entry.get('exit_status')})
+            self.report(f'structure {index} failed in batch {node.process_label}<{node.pk}>: {reason}; retrying alone')
+            retry.append(index)
+        # The structures to retry go first, each alone: their inputs are those of the batch job.
+        structures = node.inputs.structures
+        charge = node.inputs.total_charge.value if 'total_charge' in node.inputs else None
+        multiplicity = node.inputs.multiplicity.value if 'multiplicity' in node.inputs else None
+        retries = [[index, structures[frame_key(index)], charge, multiplicity, True] for index in retry]
+        self.ctx.queue = retries + self.ctx.queue
 
     def results(self):
         """Merge the labels with a calcfunction; fail only when nothing was labelled."""
         report = {
             'n_requested': self.ctx.n_requested,
             'labeller': self.ctx.labeller,
+            'batch_size': self.inputs.batch_size.value,
+            'n_jobs': self.ctx.n_jobs,
+            'retried_alone': sorted(self.ctx.retried, key=lambda item: item['index']),
             'failures': sorted(self.ctx.failures, key=lambda item: item['index']),
         }
         if 'dataset' in self.inputs:
