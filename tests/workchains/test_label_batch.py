@@ -98,7 +98,8 @@ def test_label_200_structures_in_batches(ase_code):
 @needs_runner
 def test_failure_in_batch_retried_alone(ase_code):
     """Na (no EMT parameters) fails inside a batch of five: the four others keep their labels from the batch job,
-    Na alone is retried in a job of its own (the same StructureData), fails again and is excluded with its reason."""
+    Na alone is retried in a job of its own (the same StructureData), fails again and is excluded with its reason.
+    """
     cells = _cells(5)
     cells[2] = bulk('Na', 'bcc', a=4.23, cubic=True)
     structures = [orm.StructureData(ase=atoms) for atoms in cells]

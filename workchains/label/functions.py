@@ -35,7 +35,8 @@ def unpack_frames(dataset: LesDatasetData) -> dict[str, orm.StructureData]:
 
 def _labelled_structure(label: LesDatasetData, job) -> orm.StructureData | None:
     """The StructureData ``job`` labelled into ``label``: its ``structure``, or for a batch job the structure under
-    the key of the output (``labels.<key>`` comes from ``structures.<key>``)."""
+    the key of the output (``labels.<key>`` comes from ``structures.<key>``).
+    """
     if 'structure' in job.inputs:
         return job.inputs.structure
     link = label.base.links.get_incoming(node_class=type(job)).first()
