@@ -18,7 +18,8 @@ __all__ = ('export_campaign',)
 def export_campaign(node: orm.WorkChainNode, directory: str | pathlib.Path) -> dict[str, pathlib.Path]:
     """Write what a campaign produced to ``directory`` and return ``{what: path}``.
 
-    Files: ``model_<i>.pt`` (final committee), ``dataset.extxyz``, ``validation.extxyz``, ``summary.json``,
+    Files: ``model_<i>.pt`` (final committee), ``exported_model.pt`` (the committee as one metatomic model, for
+    ASE, i-PI or LAMMPS; when the campaign exported it), ``dataset.extxyz``, ``validation.extxyz``, ``summary.json``,
     ``learning_curve.png`` (last generation, first member), ``error_vs_labels.png``, ``uncertainty.png``,
     ``calibration_NN.png`` (committee force deviation vs true error on the held-out set, per generation).
     Works on unfinished campaigns too: what does not exist yet is skipped.
@@ -30,7 +31,11 @@ def export_campaign(node: orm.WorkChainNode, directory: str | pathlib.Path) -> d
     if 'models' in outputs:
         for label, model in sorted(outputs.models.items()):
             written[label] = _write(directory / f'model_{label.split("_")[-1]}.pt', model.get_content(mode='rb'))
-    for name, filename in (('dataset', 'dataset.extxyz'), ('validation_dataset', 'validation.extxyz')):
+    for name, filename in (
+        ('dataset', 'dataset.extxyz'),
+        ('validation_dataset', 'validation.extxyz'),
+        ('exported_model', 'exported_model.pt'),
+    ):
         if name in outputs:
             written[name] = _write(directory / filename, outputs[name].get_content(mode='rb'))
     history = campaign_history(node)

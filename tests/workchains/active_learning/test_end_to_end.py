@@ -73,6 +73,7 @@ def test_fast_campaign(demo, codes, tmp_path, run_aiida_les):
     written = export_campaign(node, tmp_path / 'export')
     for key in ('summary', 'dataset', 'learning_curve', 'error_vs_labels', 'uncertainty', 'calibration_00'):
         assert written[key].stat().st_size > 0
+    assert written['exported_model'].read_bytes() == results['exported_model'].get_content(mode='rb')
 
     # The same campaign as its user sees it through `aiida-les`.
     shown = run_aiida_les('campaign', 'show', node.pk)
