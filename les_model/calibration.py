@@ -83,6 +83,22 @@ def _check(sigma: np.ndarray, error: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return sigma, error
 
 
+def _magnitudes(force_std, force_error) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(sigma, |e|)``; ``force_error`` may be (N,) magnitudes or (N,3) error vectors."""
+    error = np.asarray(force_error, dtype=float)
+    if error.ndim == 2 and error.shape[-1] == 3:
+        error = np.linalg.norm(error, axis=-1)
+    return _check(force_std, error)
+
+
+def _binned(sigma: np.ndarray, error: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """RMV and RMSE of equal-count bins of atoms sorted by ``sigma``: two (n_bins,) arrays (fewer for few atoms)."""
+    parts = np.array_split(np.argsort(sigma, kind='stable'), min(n_bins, sigma.size))
+    rmv = np.array([np.sqrt(np.mean(sigma[part] ** 2)) for part in parts])
+    rmse = np.array([np.sqrt(np.mean(error[part] ** 2)) for part in parts])
+    return rmv, rmse
+
+
 def _rms_scale(sigma: np.ndarray, error: np.ndarray) -> float:
     variance = float(np.sum(sigma**2))
     if variance <= 0.0:
@@ -92,17 +108,11 @@ def _rms_scale(sigma: np.ndarray, error: np.ndarray) -> float:
 
 def expected_normalised_calibration_error(sigma, error, n_bins: int = 10) -> float:
     """ENCE of predicted RMS errors ``sigma (N,)`` against errors ``error (N,)`` (module docstring); dimensionless."""
-    sigma, error = _check(sigma, error)
-    order = np.argsort(sigma, kind='stable')
-    terms = []
-    for part in np.array_split(order, min(n_bins, sigma.size)):
-        rmv = float(np.sqrt(np.mean(sigma[part] ** 2)))
-        rmse = float(np.sqrt(np.mean(error[part] ** 2)))
-        if rmv > 0.0:
-            terms.append(abs(rmv - rmse) / rmv)
-    if not terms:
+    rmv, rmse = _binned(*_check(sigma, error), n_bins)
+    judged = rmv > 0.0
+    if not judged.any():
         raise ValueError('every sigma is zero: ENCE is undefined')
-    return float(np.mean(terms))
+    return float(np.mean(np.abs(rmv[judged] - rmse[judged]) / rmv[judged]))
 
 
 def miscalibration_area(sigma, error, n_levels: int = 99) -> float:
@@ -124,10 +134,7 @@ def fit_force_calibration(force_std, force_error, numbers=None, n_bins: int = 10
     :param numbers: (N,) atomic numbers for the per-element factors (None: no per-element fit).
     :param n_bins: equal-count bins of the ENCE.
     """
-    error = np.asarray(force_error, dtype=float)
-    if error.ndim == 2 and error.shape[-1] == 3:
-        error = np.linalg.norm(error, axis=-1)
-    sigma, error = _check(force_std, error)
+    sigma, error = _magnitudes(force_std, force_error)
     scale = _rms_scale(sigma, error)
     per_element: dict[int, float] = {}
     if numbers is not None:
@@ -158,14 +165,7 @@ def plot_force_calibration(force_std, force_error, calibration: ForceCalibration
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    error = np.asarray(force_error, dtype=float)
-    if error.ndim == 2 and error.shape[-1] == 3:
-        error = np.linalg.norm(error, axis=-1)
-    sigma, error = _check(force_std, error)
-    order = np.argsort(sigma, kind='stable')
-    parts = [p for p in np.array_split(order, min(n_bins, sigma.size)) if p.size]
-    rmv = 1000.0 * np.array([np.sqrt(np.mean(sigma[p] ** 2)) for p in parts])
-    rmse = 1000.0 * np.array([np.sqrt(np.mean(error[p] ** 2)) for p in parts])
+    rmv, rmse = (1000.0 * values for values in _binned(*_magnitudes(force_std, force_error), n_bins))
     figure, axis = plt.subplots(figsize=(4.8, 4.4))
     axis.loglog(rmv, rmse, 'o-', label=f'raw (ENCE {calibration.ence_raw:.2f})')
     axis.loglog(

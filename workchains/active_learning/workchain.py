@@ -241,15 +241,11 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
 
     def _stage(self) -> int:
         """The exploration stage of the current generation (0-based; schedule.py), from the generations done."""
-        stage = 0
+        stage, stages = 0, self._n_stages()
+        advance = self.ctx.parameters.schedule_advance_fraction
         for record in self._records():
             if record.schedule_stage is not None:
-                stage = next_stage(
-                    record.schedule_stage,
-                    record.accurate_fraction,
-                    self._n_stages(),
-                    self.ctx.parameters.schedule_advance_fraction,
-                )
+                stage = next_stage(record.schedule_stage, record.accurate_fraction, stages, advance)
         return stage
 
     def should_run_generation(self):
@@ -303,15 +299,13 @@ class LesActiveLearningWorkChain(CampaignLabellingMixin, ProtocolMixin, WorkChai
         self.ctx.explorations = []
         self.ctx.exploration_origins = []
         p = self.ctx.parameters
-        runs = md_runs(p.exploration_schedule, self._stage(), sorted(self.inputs.structures), p.temperatures)
-        if self._n_stages() > 1:
+        stage, stages = self._stage(), self._n_stages()
+        runs = md_runs(p.exploration_schedule, stage, sorted(self.inputs.structures), p.temperatures)
+        if stages > 1:
             conditions = sorted(
                 {f'{run.temperature:g} K' + (f' {run.pressure:g} bar' if run.pressure else '') for run in runs}
             )
-            self.report(
-                f'generation {generation}: exploration stage {self._stage() + 1}/{self._n_stages()}: '
-                f'{", ".join(conditions)}'
-            )
+            self.report(f'generation {generation}: exploration stage {stage + 1}/{stages}: {", ".join(conditions)}')
         for run in runs:
             inputs = AttributeDict(self.exposed_inputs(LesMdBaseWorkChain, namespace='md'))
             inputs.structure = self.inputs.structures[run.seed]
