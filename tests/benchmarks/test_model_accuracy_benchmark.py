@@ -8,7 +8,7 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / 'benchmarks' / 'model_accuracy.py'
 
 
-def _run(model: str, seed: int, force: float, seconds: float) -> dict:
+def _run(seed: int, force: float, seconds: float) -> dict:
     return {
         'E': 4.0 + seed,
         'F': force,
@@ -23,7 +23,7 @@ def test_report_merges_seed_runs(tmp_path):
     for seed, (les, mace) in enumerate([(100.0, 150.0), (120.0, 170.0)]):
         workdir = tmp_path / f'seed_{seed}'
         workdir.mkdir()
-        results = {'les_mpnn': [_run('les_mpnn', seed, les, 10.0)], 'mace': [_run('mace', seed, mace, 40.0)]}
+        results = {'les_mpnn': [_run(seed, les, 10.0)], 'mace': [_run(seed, mace, 40.0)]}
         (workdir / 'results.json').write_text(json.dumps(results))
     result = subprocess.run(
         [sys.executable, str(SCRIPT), '--report', str(tmp_path / 'seed_0'), str(tmp_path / 'seed_1')],
